@@ -1,0 +1,30 @@
+# FER-Jetson-Nano pipeline: CK+ (or synthetic faces) -> teacher -> KD student -> pruning / quantization
+# -> benchmarks -> plots and report. `snakemake --cores all` runs the study; see README.md.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),
+
+
+rule data:
+    input:
+        rules.prepare_data.output,
+
+
+rule models:
+    input:
+        expand("weights/{variant}.pt", variant=base_variants()),

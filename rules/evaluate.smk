@@ -1,0 +1,34 @@
+rule evaluate:
+    input:
+        weights="weights/{variant}.pt",
+        dataset="results/data/dataset.pt",
+    output:
+        metrics="results/metrics/{variant}.json",
+        confusion="results/plots/confusion/{variant}.png",
+    log:
+        f"{LOGS}/evaluate_{{variant}}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    script:
+        "../scripts/evaluate.py"
+
+
+rule summary:
+    input:
+        metrics=metrics_files(),
+    output:
+        summary="results/summary.csv",
+    log:
+        f"{LOGS}/summary.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        ENV
+    script:
+        "../scripts/summarize.py"

@@ -1,0 +1,89 @@
+"""Config validation: the JSON schema (config/schema.yaml, defaults filled in) plus the checks a schema cannot
+express. Every problem is reported as one line naming the key, before any job runs."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+from jsonschema import Draft202012Validator, validators
+
+from .errors import FERError
+
+SHELL_META = re.compile(r"[\s;&|`$<>()\\'\"*?!{}\[\]#~]")
+
+
+class ConfigError(FERError):
+    pass
+
+
+def _with_defaults(cls):
+    validate_props = cls.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for prop, sub in properties.items():
+                if "default" in sub and prop not in instance:
+                    instance[prop] = _copy(sub["default"])
+        yield from validate_props(validator, properties, instance, schema)
+
+    return validators.extend(cls, {"properties": set_defaults})
+
+
+def _copy(obj):
+    import copy
+
+    return copy.deepcopy(obj)
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def validate(config: dict, schema_path, base_dir=".") -> dict:
+    """Fill defaults into ``config`` in place and check it; raise :class:`ConfigError` (one line) on the
+    first problem."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = _with_defaults(Draft202012Validator)(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        e = errors[0]
+        if e.validator == "additionalProperties":
+            extra = sorted(set(e.instance) - set(e.schema.get("properties", {})))
+            raise ConfigError(f"config key {_key(list(e.absolute_path) + extra[:1])}: unknown key "
+                              f"(allowed here: {', '.join(sorted(e.schema.get('properties', {})))})")
+        raise ConfigError(f"config key {_key(e.absolute_path)}: {e.message}")
+    check_semantics(config, Path(base_dir))
+    return config
+
+
+def check_semantics(config: dict, base_dir: Path) -> None:
+    d = config["data"]
+    sp = d["split"]
+    if not sp["folds"]:
+        total = sp["train"] + sp["val"] + (0 if d["test_path"] else sp["test"])
+        what = "data.split.train + val" + ("" if d["test_path"] else " + test")
+        if abs(total - 1.0) > 1e-6:
+            raise ConfigError(f"config key data.split: {what} must sum to 1, got {total:g}")
+        if sp["train"] <= 0 or sp["val"] <= 0 or (not d["test_path"] and sp["test"] <= 0):
+            raise ConfigError("config key data.split: train, val and test fractions must all be > 0")
+    else:
+        if sp["folds"] < 3:
+            raise ConfigError("config key data.split.folds: k-fold needs at least 3 folds (test, val, train)")
+        if sp["fold"] >= sp["folds"]:
+            raise ConfigError(f"config key data.split.fold: {sp['fold']} is not below data.split.folds={sp['folds']}")
+    if d["source"] == "folder":
+        p = base_dir / d["path"]
+        if not p.is_dir():
+            from .data import CKPLUS_HELP
+
+            raise ConfigError(f"config key data.path: folder {d['path']!r} does not exist. "
+                              + CKPLUS_HELP.format(root=d["path"]))
+    if d["test_path"] and not (base_dir / d["test_path"]).is_dir():
+        raise ConfigError(f"config key data.test_path: folder {d['test_path']!r} does not exist")
+    jet = config.get("jetson") or {}
+    for key in ("host", "user", "key", "python", "workdir"):
+        val = str(jet.get(key, "") or "")
+        allowed = SHELL_META if key != "workdir" else re.compile(r"[\s;&|`$<>()\\'\"*?!{}\[\]#]")
+        if val and allowed.search(val):
+            raise ConfigError(f"config key jetson.{key}: {val!r} contains shell metacharacters or spaces")

@@ -1,0 +1,351 @@
+"""Data preparation: CK+ folder layout -> one uint8 tensor file + a manifest CSV, with subject-independent
+splits.
+
+Layout read: ``<root>/<class>/*.png|jpg|jpeg`` with the 7 CK+ class folders (names case-insensitive), as the
+common Kaggle "CK+48" copy ships it. File names ``S010_004_00000017.png`` carry subject ``S010`` and
+sequence ``004``; splits are drawn by subject so frames of one subject never sit in two splits.
+
+Bad input (see README, "Bad input"): each case is either a clear :class:`DataError` naming the file and what
+to do, or a logged skip; never a traceback and never a silently wrong label.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import re
+import warnings
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from . import CLASSES, IMAGE_SIZE, io, preprocess
+from .errors import FERError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+SPLITS = ("train", "val", "test")
+SUBJECT_RE = re.compile(r"^(?P<subject>S\d+)_(?P<sequence>\d+)(?:_(?P<frame>\d+))?", re.IGNORECASE)
+
+CKPLUS_HELP = (
+    "Get CK+ (the Kaggle 'CK+48' copy: one folder per class, 48x48 PNGs), unpack it so that "
+    "{root}/anger/*.png ... {root}/surprise/*.png exist (see ck+/README.md), "
+    "or run the built-in synthetic demo instead: `make demo` "
+    "(= snakemake --cores all --configfile config/demo.yaml)."
+)
+
+log = logging.getLogger("fer")
+
+
+class DataError(FERError):
+    """A data problem the user must fix; the message names the file/folder and what to do."""
+
+
+@dataclass
+class Record:
+    path: Path
+    label: int
+    subject: str
+    sequence: str
+    subject_from_name: bool
+    source: str = "main"
+    orig_size: str = ""
+    orig_mode: str = ""
+    image: np.ndarray | None = field(default=None, repr=False)
+
+
+def parse_name(path: Path) -> tuple[str, str, bool]:
+    """``(subject, sequence, from_name)``; a name without a CK+ subject id is its own group."""
+    m = SUBJECT_RE.match(path.stem)
+    if m:
+        return m["subject"].upper(), m["sequence"], True
+    return f"file:{path.parent.name}/{path.stem}", path.stem, False
+
+
+def _class_dirs(root: Path) -> dict[int, Path]:
+    if not root.exists():
+        raise DataError(f"data folder {root} does not exist. " + CKPLUS_HELP.format(root=root))
+    if not root.is_dir():
+        raise DataError(f"data path {root} is not a folder. " + CKPLUS_HELP.format(root=root))
+    found: dict[int, Path] = {}
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_file():
+            if entry.name.lower() not in {"readme.md", "readme.txt", "readme"}:
+                log.warning("skipped stray file at the top of %s: %s (images belong in <class>/ folders)",
+                            root, entry.name)
+            continue
+        key = entry.name.lower()
+        if key not in CLASSES:
+            log.warning("skipped unknown folder %s: not one of the 7 CK+ classes %s", entry, ", ".join(CLASSES))
+            continue
+        idx = CLASSES.index(key)
+        if idx in found:
+            raise DataError(f"two folders name class {key!r}: {found[idx]} and {entry}. "
+                            "Merge them into one folder.")
+        found[idx] = entry
+    return found
+
+
+def _read_image(path: Path) -> tuple[np.ndarray, str, str] | None:
+    """Decode one image file -> (48x48 uint8, original size, original mode); None (logged) if unusable."""
+    try:
+        if path.stat().st_size == 0:
+            log.warning("skipped empty (0-byte) file %s", path)
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                im.load()
+                mode, size = im.mode, f"{im.width}x{im.height}"
+                if mode == "P" or mode == "PA":
+                    im = im.convert("RGBA" if "transparency" in im.info or mode == "PA" else "RGB")
+                elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+                    im = im.convert("RGB")
+                arr = np.asarray(im)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        log.warning("skipped unreadable image %s (%s): re-export or delete it", path, type(exc).__name__)
+        return None
+    if arr.ndim not in (2, 3) or arr.shape[0] < 8 or arr.shape[1] < 8:
+        log.warning("skipped %s: image of shape %s is too small or not 2-D", path, arr.shape)
+        return None
+    img = preprocess.to_model_image(arr, "RGB", IMAGE_SIZE)
+    return img, size, mode
+
+
+def scan(root: str | Path, source: str = "main") -> list[Record]:
+    """Read every usable image below ``root`` (see module doc). Raises :class:`DataError`."""
+    root = Path(root)
+    dirs = _class_dirs(root)
+    if not dirs:
+        raise DataError(f"no class folders in {root}. " + CKPLUS_HELP.format(root=root))
+    for idx, cls in enumerate(CLASSES):
+        if idx not in dirs:
+            log.warning("class folder %r is missing in %s: the model will see no %s examples", cls, root, cls)
+    records: list[Record] = []
+    resized = converted = 0
+    for idx, folder in sorted(dirs.items()):
+        files = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+        kept = 0
+        for p in files:
+            if p.is_dir():
+                log.warning("skipped nested folder %s (images must sit directly in %s)", p, folder)
+                continue
+            if p.suffix.lower() not in IMAGE_SUFFIXES:
+                log.warning("skipped non-image file %s (expected .png, .jpg or .jpeg)", p)
+                continue
+            got = _read_image(p)
+            if got is None:
+                continue
+            img, size, mode = got
+            resized += size != f"{IMAGE_SIZE}x{IMAGE_SIZE}"
+            converted += mode != "L"
+            subject, sequence, from_name = parse_name(p)
+            records.append(Record(p, idx, subject, sequence, from_name, source, size, mode, img))
+            kept += 1
+        if kept == 0:
+            log.warning("class folder %s holds no usable image", folder)
+    if not records:
+        raise DataError(f"no usable images in {root}. " + CKPLUS_HELP.format(root=root))
+    if resized:
+        log.info("%d images were not %dx%d and were resized (area resampling)", resized, IMAGE_SIZE, IMAGE_SIZE)
+    if converted:
+        log.info("%d images were not 8-bit grayscale and were converted to it", converted)
+    no_subject = [r for r in records if not r.subject_from_name]
+    if no_subject:
+        log.warning("%d file names carry no CK+ subject id (e.g. %s): each such file is its own group in the "
+                    "split, so frames of one person may land in two splits", len(no_subject), no_subject[0].path.name)
+    return records
+
+
+def drop_duplicates(records: list[Record]) -> list[Record]:
+    """Identical pixels twice: same class -> keep the first (logged); different classes -> DataError."""
+    seen: dict[str, Record] = {}
+    kept = []
+    for r in records:
+        digest = hashlib.sha1(r.image.tobytes()).hexdigest()
+        first = seen.get(digest)
+        if first is None:
+            seen[digest] = r
+            kept.append(r)
+        elif first.label == r.label:
+            log.warning("skipped duplicate image %s (same pixels as %s)", r.path, first.path)
+        else:
+            raise DataError(f"the same image is labelled {CLASSES[first.label]} ({first.path}) and "
+                            f"{CLASSES[r.label]} ({r.path}): delete the wrong copy")
+    return kept
+
+
+# ----------------------------------------------------------------------------------------------- splits
+def _group_table(groups, labels):
+    table: dict[str, Counter] = defaultdict(Counter)
+    for g, y in zip(groups, labels):
+        table[g][int(y)] += 1
+    return table
+
+
+def _greedy_assign(names, table, class_totals, fractions, n_total):
+    target = {c: np.maximum(fractions * n, 1e-9) for c, n in class_totals.items()}
+    have = {c: np.zeros(len(fractions)) for c in class_totals}
+    sizes = np.zeros(len(fractions))
+    size_target = np.maximum(fractions * n_total, 1e-9)
+    assign: dict[str, int] = {}
+    for g in names:
+        counts = table[g]
+        k_total = sum(counts.values())
+        # how full each split would be, relative to its target, after taking this group
+        cost = np.zeros(len(fractions))
+        for c, k in counts.items():
+            cost += k * (have[c] + k) / target[c]
+        cost += k_total * (sizes + k_total) / size_target
+        cost[fractions == 0] = np.inf
+        s = int(np.argmin(cost))
+        assign[g] = s
+        for c, k in counts.items():
+            have[c][s] += k
+        sizes[s] += k_total
+    deviation = sum(float(np.abs(have[c] - fractions * class_totals[c]).sum()) for c in class_totals)
+    deviation += float(np.abs(sizes - fractions * n_total).sum())
+    return assign, deviation
+
+
+def split_groups(groups, labels, fractions=(0.7, 0.15, 0.15), seed: int = 0, tries: int = 64) -> np.ndarray:
+    """Assign every sample a split (0 train, 1 val, 2 test) by group, stratified by class as far as the
+    groups allow: a greedy assignment in seeded random group orders, keeping the order whose per-class
+    counts deviate least from the fractions. Deterministic for a given seed. Returns an int8 array aligned
+    with ``groups``."""
+    fractions = np.asarray(fractions, dtype=float)
+    if fractions.sum() <= 0 or (fractions < 0).any():
+        raise ValueError(f"split fractions must be >= 0 and sum to > 0, got {fractions.tolist()}")
+    fractions = fractions / fractions.sum()
+    labels = np.asarray(labels)
+    table = _group_table(groups, labels)
+    rng = np.random.default_rng(seed)
+    class_totals = Counter(int(y) for y in labels)
+    best = None
+    for _ in range(tries):
+        names = sorted(table)
+        rng.shuffle(names)
+        assign, dev = _greedy_assign(names, table, class_totals, fractions, len(labels))
+        if best is None or dev < best[1]:
+            best = (assign, dev)
+    return np.array([best[0][g] for g in groups], dtype=np.int8)
+
+
+def kfold_groups(groups, labels, k: int, seed: int = 0) -> np.ndarray:
+    """Fold index (0..k-1) for every sample; folds are disjoint in groups and stratified as far as possible."""
+    if k < 2:
+        raise ValueError("k-fold needs k >= 2")
+    labels = np.asarray(labels)
+    table = _group_table(groups, labels)
+    rng = np.random.default_rng(seed)
+    names = sorted(table)
+    rng.shuffle(names)
+    class_totals = Counter(int(y) for y in labels)
+    names.sort(key=lambda g: min(class_totals[c] for c in table[g]))
+    have = {c: np.zeros(k) for c in class_totals}
+    sizes = np.zeros(k)
+    assign = {}
+    for g in names:
+        counts = table[g]
+        cost = np.zeros(k)
+        for c, n in counts.items():
+            cost += n * have[c] / max(class_totals[c], 1)
+        cost += 0.5 * sizes / max(len(labels), 1)
+        f = int(np.argmin(cost))
+        assign[g] = f
+        for c, n in counts.items():
+            have[c][f] += n
+        sizes[f] += sum(counts.values())
+    return np.array([assign[g] for g in groups], dtype=np.int8)
+
+
+def assign_splits(groups, labels, split_cfg: dict) -> np.ndarray:
+    """Split ids from the ``data.split`` config: holdout fractions, or fold ``fold`` of ``folds`` as test,
+    the next fold as validation."""
+    seed = int(split_cfg.get("seed", 0))
+    folds = int(split_cfg.get("folds", 0) or 0)
+    if folds:
+        fold_of = kfold_groups(groups, labels, folds, seed)
+        test_fold = int(split_cfg.get("fold", 0))
+        val_fold = (test_fold + 1) % folds
+        out = np.zeros(len(groups), dtype=np.int8)
+        out[fold_of == val_fold] = 1
+        out[fold_of == test_fold] = 2
+        return out
+    return split_groups(groups, labels, (split_cfg["train"], split_cfg["val"], split_cfg["test"]), seed)
+
+
+# ---------------------------------------------------------------------------------------------- prepare
+def prepare(root, out_tensor, out_manifest, split_cfg: dict, test_root=None) -> dict:
+    """Scan, de-duplicate, split and write ``out_tensor`` (torch file) and ``out_manifest`` (CSV)."""
+    records = scan(root, "main")
+    if test_root:
+        test_records = scan(test_root, "test")
+        records = drop_duplicates(records + test_records)
+        main = [r for r in records if r.source == "main"]
+        test = [r for r in records if r.source == "test"]
+        overlap = {r.subject for r in main if r.subject_from_name} & {r.subject for r in test if r.subject_from_name}
+        if overlap:
+            raise DataError(f"subjects {sorted(overlap)[:5]} appear both in {root} and in the test folder "
+                            f"{test_root}: a subject-independent test set must hold other subjects")
+        fr = (split_cfg["train"], split_cfg["val"], 0.0)
+        cfg = dict(split_cfg, folds=0, train=fr[0], val=fr[1], test=0.0)
+        s_main = assign_splits([r.subject for r in main], [r.label for r in main], cfg)
+        records = main + test
+        split = np.concatenate([s_main, np.full(len(test), 2, dtype=np.int8)])
+    else:
+        records = drop_duplicates(records)
+        split = assign_splits([r.subject for r in records], [r.label for r in records], split_cfg)
+    images = torch.from_numpy(np.stack([r.image for r in records]))
+    labels = torch.tensor([r.label for r in records], dtype=torch.int64)
+    split_t = torch.from_numpy(split.astype(np.int8))
+    subjects = [r.subject for r in records]
+    check_subject_independent(subjects, split)
+    io.save_torch(out_tensor, {"images": images, "labels": labels, "split": split_t,
+                               "classes": list(CLASSES), "subjects": subjects})
+    with io.atomic_path(out_manifest) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["file", "class", "label", "subject", "sequence", "split", "subject_from_filename",
+                    "source", "orig_size", "orig_mode"])
+        for r, s in zip(records, split):
+            w.writerow([str(r.path), CLASSES[r.label], r.label, r.subject, r.sequence, SPLITS[s],
+                        int(r.subject_from_name), r.source, r.orig_size, r.orig_mode])
+    stats = split_stats(labels.numpy(), split, subjects)
+    for s in SPLITS:
+        log.info("%-5s: %4d images, %3d subjects, per class %s", s, stats[s]["images"], stats[s]["subjects"],
+                 stats[s]["per_class"])
+    return stats
+
+
+def check_subject_independent(subjects, split) -> None:
+    where = defaultdict(set)
+    for g, s in zip(subjects, split):
+        where[g].add(int(s))
+    bad = [g for g, s in where.items() if len(s) > 1]
+    if bad:
+        raise AssertionError(f"subjects in more than one split: {bad[:5]}")
+
+
+def split_stats(labels, split, subjects) -> dict:
+    out = {}
+    for i, s in enumerate(SPLITS):
+        m = np.asarray(split) == i
+        out[s] = {"images": int(m.sum()),
+                  "subjects": len({g for g, k in zip(subjects, m) if k}),
+                  "per_class": {CLASSES[c]: int(((np.asarray(labels) == c) & m).sum()) for c in range(len(CLASSES))}}
+    return out
+
+
+def load_prepared(path) -> dict:
+    """The prepared dataset: images (N,48,48) uint8, labels (N,), split (N,) int8, classes, subjects."""
+    return io.load_torch(path)
+
+
+def subset(ds: dict, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    m = ds["split"] == SPLITS.index(split)
+    return ds["images"][m], ds["labels"][m]

@@ -1,0 +1,73 @@
+"""What the evaluate and summary rules do."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from . import data, io, metrics, models, plots, size, train, variants
+
+log = logging.getLogger("fer")
+
+SUMMARY_FIRST = ["variant", "method", "setting", "params", "macs", "size_bytes", "file_size_bytes", "accuracy",
+                 "macro_f1", "test_images", "test_subjects"]
+
+
+def evaluate_rule(variant: str, weights, dataset, out_metrics, out_confusion) -> dict:
+    ds = data.load_prepared(dataset)
+    x, y = data.subset(ds, "test")
+    if len(x) == 0:
+        from .errors import FERError
+
+        raise FERError(f"{dataset}: the test split is empty; use more subjects or another split")
+    ckpt = io.load_checkpoint(weights)
+    model = variants.load_model(weights)
+    pred = train.predict_logits(model, x).argmax(1).numpy()
+    rep = metrics.classification_report(y.numpy(), pred)
+    float_twin = models.build(ckpt["arch"])  # same layers without quantizers: MACs do not change with bits
+    macs, params = metrics.count_macs_params(float_twin)
+    test_subjects = sorted({s for s, k in zip(ds["subjects"], (ds["split"] == 2).tolist()) if k})
+    out = {"variant": variant, **{k: v for k, v in variants.describe(variant).items() if k != "base"},
+           "params": params, "macs": macs, "size_bytes": size.deployed_size_bytes(ckpt, model),
+           "file_size_bytes": size.file_size_bytes(weights), "bits": ckpt.get("quant", {}).get("weight_bits", 32)
+           if ckpt.get("quant") else 32,
+           "accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"], "test_images": rep["n"],
+           "test_subjects": len(test_subjects), **{k: v for k, v in rep.items() if k not in ("accuracy", "macro_f1", "n")},
+           "protocol": "subject-independent test split of results/data/manifest.csv; batch evaluation in eval mode"}
+    io.write_json(out_metrics, out)
+    plots.confusion_matrix(rep["confusion_matrix"], rep["classes"], out_confusion,
+                           f"{variant}: test accuracy {rep['accuracy']:.3f}, macro-F1 {rep['macro_f1']:.3f} "
+                           f"(n={rep['n']})")
+    log.info("%s: accuracy %.4f  macro-F1 %.4f  params %d  MACs %d  size %d B", variant, rep["accuracy"],
+             rep["macro_f1"], params, macs, out["size_bytes"])
+    return out
+
+
+def _scalar_columns(d: dict) -> dict:
+    return {k: v for k, v in d.items() if not isinstance(v, (dict, list))}
+
+
+def write_summary(metric_files, out_csv, benchmarks=()) -> pd.DataFrame:
+    """One row per variant (and per benchmark runtime/device when benchmark files are given)."""
+    rows = [_scalar_columns(json.loads(Path(f).read_text())) for f in metric_files]
+    df = pd.DataFrame(rows)
+    if benchmarks:
+        bench = []
+        for f in benchmarks:
+            obj = json.loads(Path(f).read_text())
+            for r in obj if isinstance(obj, list) else obj.get("rows", [obj]):
+                bench.append(_scalar_columns(r))
+        if bench:
+            b = pd.DataFrame(bench)
+            keep = [c for c in b.columns if c not in df.columns or c == "variant"]
+            df = df.merge(b[keep], on="variant", how="left")
+    cols = [c for c in SUMMARY_FIRST if c in df.columns] + [c for c in df.columns if c not in SUMMARY_FIRST]
+    df = df[cols]
+    with io.atomic_path(out_csv) as tmp:
+        df.to_csv(tmp, index=False)
+    log.info("wrote %s: %d rows", out_csv, len(df))
+    return df

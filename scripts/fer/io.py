@@ -1,0 +1,81 @@
+"""Atomic file writes and the checkpoint format every variant uses.
+
+A checkpoint is a plain dict ``{"format": ..., "variant": ..., "arch": {...}, "state_dict": {...},
+"meta": {...}}`` with only tensors, numbers, strings, lists and dicts, so it loads with
+``torch.load(weights_only=True)``. Quantized variants add a ``"quant"`` entry describing how to rebuild
+the quantized module before loading its state_dict.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+FORMAT = "fer-checkpoint/1"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary path in the destination folder; rename it onto ``path`` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text(path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path, obj) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def save_torch(path, obj) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def load_torch(path):
+    """``torch.load(weights_only=True)`` with a clear error for a missing file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def save_checkpoint(path, variant: str, arch: dict, state_dict: dict, meta: dict | None = None, **extra) -> None:
+    obj = {"format": FORMAT, "variant": variant, "arch": dict(arch),
+           "state_dict": {k: v.detach().cpu().contiguous().clone() for k, v in state_dict.items()},
+           "meta": dict(meta or {})}
+    obj.update(extra)
+    save_torch(path, obj)
+
+
+def load_checkpoint(path) -> dict:
+    ckpt = load_torch(path)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a {FORMAT} checkpoint")
+    return ckpt
+
+
+def load_float_model(path):
+    """Rebuild a float FERNet (teacher, students, pruned students) from its checkpoint, in eval mode."""
+    from . import models
+
+    ckpt = load_checkpoint(path)
+    model = models.build(ckpt["arch"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval()

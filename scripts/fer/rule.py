@@ -1,0 +1,28 @@
+"""Glue for the thin rule scripts: logging to the rule's log file, one-line errors, threads."""
+from __future__ import annotations
+
+import sys
+import traceback
+
+from . import logs
+from .errors import FERError
+
+
+def run(snakemake, main) -> None:
+    """Call ``main(snakemake, logger)`` with logging to ``snakemake.log[0]`` and the terminal.
+
+    A :class:`FERError` ends the job with its one-line message (and exit code 1); any other exception is
+    logged with its traceback in the log file, since it is a bug rather than a user error.
+    """
+    logger = logs.setup(snakemake.log[0] if len(snakemake.log) else None)
+    try:
+        import torch
+
+        torch.set_num_threads(max(1, int(snakemake.threads)))
+        main(snakemake, logger)
+    except FERError as exc:
+        logger.error("%s", exc)
+        sys.exit(1)
+    except Exception:
+        logger.error("unexpected error:\n%s", traceback.format_exc())
+        sys.exit(1)

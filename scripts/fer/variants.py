@@ -1,0 +1,82 @@
+"""Variant names, where each variant's files live, and how to load any variant.
+
+Variant names:
+  teacher, kd, scratch                  float models (teacher, KD student, student trained without teacher)
+  pr_kd_<level>                         KD student pruned at <level> (low|medium|high) and fine-tuned
+  ptq_kd_<bits>                         KD student quantized to <bits> (32|16|8|6|4)
+  ptq_pr_kd_<level>_<bits>              a pruned level, then quantized (combined variants, from config)
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+FLOAT_BASE = ("teacher", "kd", "scratch")
+
+_PR = re.compile(r"^pr_kd_(?P<level>[a-z0-9]+)$")
+_PTQ = re.compile(r"^ptq_kd_(?P<bits>\d+)$")
+_PTQ_PR = re.compile(r"^ptq_pr_kd_(?P<level>[a-z0-9]+)_(?P<bits>\d+)$")
+
+
+def weights_path(variant: str, root: str | Path = ".") -> Path:
+    return Path(root) / "weights" / f"{variant}.pt"
+
+
+def onnx_path(variant: str, root: str | Path = ".") -> Path:
+    return Path(root) / "results" / "onnx" / f"{variant}.onnx"
+
+
+def metrics_path(variant: str, root: str | Path = ".") -> Path:
+    return Path(root) / "results" / "metrics" / f"{variant}.json"
+
+
+def describe(variant: str) -> dict:
+    """``{"method": ..., "setting": ..., "base": ...}`` for a variant name (the summary's method/setting)."""
+    if variant == "teacher":
+        return {"method": "teacher", "setting": "", "base": None}
+    if variant == "kd":
+        return {"method": "distillation", "setting": "", "base": "teacher"}
+    if variant == "scratch":
+        return {"method": "scratch", "setting": "", "base": None}
+    m = _PR.match(variant)
+    if m:
+        return {"method": "pruning", "setting": m["level"], "base": "kd"}
+    m = _PTQ.match(variant)
+    if m:
+        return {"method": "quantization", "setting": m["bits"], "base": "kd"}
+    m = _PTQ_PR.match(variant)
+    if m:
+        return {"method": "pruning+quantization", "setting": f"{m['level']}/{m['bits']}",
+                "base": f"pr_kd_{m['level']}"}
+    raise ValueError(f"unknown variant name {variant!r}")
+
+
+def name(model: str, pr_level: str | None = None, bits: int | None = None) -> str:
+    """The variant name for the inference app's options (--model, --pr-level, --quantize-bits)."""
+    if model in FLOAT_BASE:
+        return model
+    if model == "pr_kd":
+        if not pr_level:
+            raise ValueError("--model pr_kd needs --pr-level")
+        return f"pr_kd_{pr_level}"
+    if model == "ptq_kd":
+        if bits is None:
+            raise ValueError("--model ptq_kd needs --quantize-bits")
+        return f"ptq_pr_kd_{pr_level}_{bits}" if pr_level else f"ptq_kd_{bits}"
+    raise ValueError(f"unknown model {model!r}")
+
+
+def load_model(path: str | Path):
+    """Any variant's checkpoint -> an nn.Module in eval mode (float, pruned or quantized)."""
+    from . import io
+
+    ckpt = io.load_checkpoint(path)
+    if ckpt.get("quant"):
+        from . import quant
+
+        return quant.load_quantized(ckpt)
+    from . import models
+
+    model = models.build(ckpt["arch"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval()
