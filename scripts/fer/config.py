@@ -37,7 +37,11 @@ def _copy(obj):
 
 
 def _key(path) -> str:
-    return ".".join(str(p) for p in path) or "(top level)"
+    """``["prune", "levels", 0]`` -> ``prune.levels[0]``."""
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
 
 
 def validate(config: dict, schema_path, base_dir=".") -> dict:
@@ -81,9 +85,30 @@ def check_semantics(config: dict, base_dir: Path) -> None:
                               + CKPLUS_HELP.format(root=d["path"]))
     if d["test_path"] and not (base_dir / d["test_path"]).is_dir():
         raise ConfigError(f"config key data.test_path: folder {d['test_path']!r} does not exist")
-    jet = config.get("jetson") or {}
-    for key in ("host", "user", "key", "python", "workdir"):
+    check_ssh_strings(config.get("jetson") or {})
+
+
+# Characters a shell would interpret. ssh/scp get the jetson strings as separate arguments and the remote
+# command quotes every word, but a host like "pi;rm -rf ~" or "-oProxyCommand=..." is never meant
+# seriously, so it is refused before any job runs.
+SSH_KEYS = {
+    # key: (characters refused, may hold several words)
+    "host": (SHELL_META, False),                              # address or ~/.ssh/config alias
+    "user": (SHELL_META, False),
+    "key": (re.compile(r"[\s;&|`$<>()\\'\"*?!{}\[\]#]"), False),  # local file: ~ allowed
+    "python": (re.compile(r"[;&|`$<>()\\'\"*?!{}\[\]#]"), True),   # "python3 -u" or ~/venv/bin/python
+    "workdir": (re.compile(r"[\s;&|`$<>()\\'\"*?!{}\[\]#]"), False),  # ~/fer-bench
+}
+
+
+def check_ssh_strings(jet: dict) -> None:
+    for key, (bad, words) in SSH_KEYS.items():
         val = str(jet.get(key, "") or "")
-        allowed = SHELL_META if key != "workdir" else re.compile(r"[\s;&|`$<>()\\'\"*?!{}\[\]#]")
-        if val and allowed.search(val):
-            raise ConfigError(f"config key jetson.{key}: {val!r} contains shell metacharacters or spaces")
+        if not val:
+            continue
+        m = bad.search(val)
+        if m:
+            raise ConfigError(f"config key jetson.{key}: {val!r} contains {m.group()!r} (shell metacharacters"
+                              + (" are" if words else " and spaces are") + " not allowed)")
+        if key in ("host", "user") and val.startswith("-"):
+            raise ConfigError(f"config key jetson.{key}: {val!r} starts with '-' (ssh would read it as an option)")
