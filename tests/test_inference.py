@@ -395,3 +395,22 @@ def test_display_problem():
         m for m in [app.display_problem(env={"DISPLAY": ":0"}, system="Linux")] if m and "no GUI" in m])
     mac = app.display_problem(env={}, system="Darwin")  # no DISPLAY variable needed there
     assert mac is None or "no GUI" in mac
+
+
+def test_quantized_variant_runs_and_evaluates(tmp_path, astronaut, capsys):
+    """--model ptq_kd --quantize-bits 8 loads the brevitas model through variants.load_model (fer.quant)."""
+    from fer import quant
+
+    torch.manual_seed(0)
+    model = models.FERNet(**TINY).eval()
+    calib = torch.randint(0, 256, (32, 48, 48), dtype=torch.uint8)
+    q = quant.ptq(model, calib, weight_bits=8, act_bits=8, batches=2, batch_size=16)
+    io.save_checkpoint(variants.weights_path("ptq_kd_8", tmp_path), "ptq_kd_8", models.current_arch(model),
+                       q.state_dict(), quant=quant.quant_info(8, 8, "ptq"))
+    rc, out, err = run_app(capsys, "--model", "ptq_kd", "--root", tmp_path, "--no-display", "--source", astronaut,
+                           "--evaluate")
+    assert rc == 0, err
+    assert "ptq_kd_8 (torch" in out and " face 1: " in out
+    row = next(csv.DictReader(open(tmp_path / "results" / "inference" / "ptq_kd_8.csv")))
+    assert row["bits"] == "8" and row["method"] == "quantization"
+    assert int(row["size_bytes"]) < 4 * int(row["params"])  # bit-packed, not fp32
