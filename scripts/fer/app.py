@@ -555,6 +555,15 @@ def model_stats(variant: str, root: Path, runtime: str) -> dict:
     return out
 
 
+def safe_model_stats(variant: str, root: Path, runtime: str) -> dict:
+    """:func:`model_stats`, or blanks and a warning when the checkpoint cannot be read (e.g. ONNX-only runs)."""
+    try:
+        return model_stats(variant, root, runtime)
+    except Exception as exc:  # the run itself succeeded; its statistics stay without model cost
+        warn(f"model statistics left blank: {variants.weights_path(variant, root)}: {exc}")
+        return {"params": "", "macs": "", "size_bytes": "", "file_size_bytes": "", "bits": ""}
+
+
 def write_evaluation(path: Path, row: dict) -> None:
     """Add or replace this (runtime, device, threads) row of the variant's CSV, atomically."""
     from . import io
@@ -738,13 +747,16 @@ def run(args) -> int:
                "runtime": args.runtime, "device": device,
                "threads": args.threads, "detect_threads": cv2.getNumThreads(), "model_threads": model_threads,
                "source": source.kind,
-               **model_stats(variant, root, args.runtime), **model_latency(classifier), **summary,
+               **safe_model_stats(variant, root, args.runtime), **model_latency(classifier), **summary,
                "detect_full": detector.stats.full, "detect_roi": detector.stats.roi,
                "detect_width": settings.detect_width, "min_face": settings.min_face,
                "scale_factor": settings.scale_factor, "redetect_every": settings.redetect_every if settings.track else 0,
                "machine": platform.machine(), "processor": platform.processor() or platform.machine(),
                "jetson": is_jetson(), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        write_evaluation(path, row)
+        try:
+            write_evaluation(path, row)
+        except OSError as exc:
+            raise FERError(f"could not write {path}: {exc.strerror or exc}") from None
         print(f"wrote {path}", file=sys.stderr if args.json else out)
     if source.kind in ("video", "camera") and timing.frames and timing.faces == 0:
         warn(f"no face found in any of the {timing.frames} frames of {source.description}")
