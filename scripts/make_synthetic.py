@@ -11,7 +11,6 @@ From the command line::
 
 Keys (config ``synthetic:``): subjects, seed, frames, size, supersample, jitter, classes, rates, batch.
 """
-from __future__ import annotations
 
 import argparse
 import json

@@ -202,3 +202,10 @@ def test_rule_script_cli_and_snakemake(tmp_path):
     assert "done" in (tmp_path / "log.txt").read_text()
     with pytest.raises(ValueError):
         make_synthetic.run(tmp_path / "bad", {"subject": 2})
+
+
+def test_rule_script_runs_under_snakemake_preamble():
+    # Snakemake prepends its own code to a `script:`, so a `from __future__` import would be a SyntaxError.
+    source = (Path(__file__).resolve().parents[1] / "scripts" / "make_synthetic.py").read_text()
+    assert "from __future__" not in source
+    compile("import sys\n" + source, "make_synthetic.py", "exec")
