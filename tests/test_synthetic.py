@@ -104,12 +104,13 @@ def test_intensity_rises_within_a_sequence():
 
 def test_class_frequencies_follow_ckplus():
     # Only the plans (no drawing): cheap for many subjects.
-    counts = Counter(r["cls"] for s in range(1, 1501) for r in synthetic.subject_plan(s, seed=0, frames=1))
+    n = 1000
+    counts = Counter(r["cls"] for s in range(1, n + 1) for r in synthetic.subject_plan(s, seed=0, frames=1))
     assert min(counts, key=counts.get) == "contempt"
     assert max(counts, key=counts.get) == "surprise"
     assert sorted(counts, key=counts.get)[-2] == "happy"
     for c in CLASSES:  # close to CK+'s rates per subject
-        assert abs(counts[c] / 1500 - synthetic.CKPLUS_RATES[c]) < 0.05
+        assert abs(counts[c] / n - synthetic.CKPLUS_RATES[c]) < 0.05
 
 
 def test_interrupted_run_leaves_no_partial_png(tmp_path, monkeypatch):
@@ -159,8 +160,8 @@ def test_linear_model_learns_something_but_not_everything():
     try:
         torch.manual_seed(0)
         model = torch.nn.Linear(x.shape[1], len(CLASSES))
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        for _ in range(150):
+        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+        for _ in range(60):
             opt.zero_grad()
             torch.nn.functional.cross_entropy(model(x_train), y_train).backward()
             opt.step()
