@@ -5,6 +5,7 @@ rule synthesize_faces:
         subjects=config["synthetic"]["subjects"],
         seed=config["synthetic"]["seed"],
         frames=config["synthetic"]["frames"],
+        jitter=config["synthetic"]["jitter"],
     log:
         f"{LOGS}/synthesize_faces.log",
     threads: 1
