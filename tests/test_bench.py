@@ -1,0 +1,246 @@
+"""Local benchmark: statistics, machine description, both runtimes on a tiny model, what-ran labels, the summary
+merge, the rule script's CLI and the exclusivity of benchmark jobs in the DAG."""
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import REPO, snakemake
+from fer import bench, evaluation, io, jetson, models
+
+TINY_ARCH = {"channels": [4, 8, 8], "hidden": 16, "dropout": 0.1}
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A tiny float checkpoint and its ONNX export."""
+    root = tmp_path_factory.mktemp("bench")
+    torch.manual_seed(0)
+    model = models.build(TINY_ARCH).eval()
+    for m in model.modules():  # non-trivial BN statistics, so folding them matters
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    weights = root / "kd.pt"
+    io.save_checkpoint(weights, "kd", model.arch, model.state_dict())
+    onnx_path = root / "kd.onnx"
+    torch.onnx.export(model, torch.zeros(1, 1, 48, 48), str(onnx_path), input_names=["input"],
+                      output_names=["logits"], dynamo=False, opset_version=17)
+    return weights, onnx_path
+
+
+# ---------------------------------------------------------------------------------------------- statistics
+def test_latency_stats_match_numpy_and_the_jetson_device_script():
+    rng = np.random.default_rng(0)
+    t = rng.gamma(4.0, 0.05, size=101)
+    s = bench.latency_stats(t)
+    assert s["latency_ms_p50"] == pytest.approx(np.percentile(t, 50))
+    assert s["latency_ms_p90"] == pytest.approx(np.percentile(t, 90))
+    assert s["latency_ms_mean"] == pytest.approx(t.mean())
+    assert s["latency_ms_std"] == pytest.approx(t.std())
+    assert s["p90_over_p50"] == pytest.approx(np.percentile(t, 90) / np.percentile(t, 50))
+    assert s["runs"] == 101
+    sys.path.insert(0, str(REPO / "scripts"))
+    import jetson_device_bench as dev
+
+    d = dev.summarize(list(t))
+    for key in ("latency_ms_p50", "latency_ms_p90", "latency_ms_mean", "latency_ms_std"):
+        assert s[key] == pytest.approx(d[key]), key
+
+
+def test_time_calls_runs_warmup_then_times_each_call():
+    calls = []
+    times = bench.time_calls(lambda: calls.append(1), runs=7, warmup=3)
+    assert len(calls) == 10 and times.shape == (7,) and (times >= 0).all()
+    with pytest.raises(bench.BenchmarkError):
+        bench.time_calls(lambda: None, runs=0, warmup=0)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Core(TM) i7-8650U CPU @ 1.90GHz\n",
+     "Intel(R) Core(TM) i7-8650U CPU @ 1.90GHz"),
+    ("processor\t: 0\nmodel name\t: ARMv8 Processor rev 1 (v8l)\nBogoMIPS\t: 38.40\n\nHardware\t: NVIDIA Tegra X1\n",
+     "ARMv8 Processor rev 1 (v8l)"),
+    ("processor\t: 0\nBogoMIPS\t: 38.40\nHardware\t: BCM2835\n", "BCM2835"),
+])
+def test_cpu_model_from_cpuinfo(tmp_path, text, expected):
+    f = tmp_path / "cpuinfo"
+    f.write_text(text)
+    assert bench.cpu_model(f) == expected
+    assert bench.cpu_model(tmp_path / "missing")  # falls back to platform, never empty
+
+
+# --------------------------------------------------------------------------------------------- runtimes
+@pytest.mark.parametrize("runtime", bench.RUNTIMES)
+def test_benchmark_row_describes_run_and_machine(tiny_model, runtime):
+    weights, onnx_path = tiny_model
+    row = bench.benchmark("kd", runtime, weights, onnx_path, runs=15, warmup=2, threads=1)
+    assert list(row)[:len(bench.COLUMNS)] == bench.COLUMNS
+    shared = jetson.ROW_COLUMNS + jetson.MACHINE_COLUMNS  # same leading columns as the Jetson rows
+    assert list(row)[:len(shared)] == shared
+    assert row["variant"] == "kd" and row["runtime"] == runtime and row["device"] == "local-cpu"
+    assert row["runs"] == 15 and row["warmup"] == 2 and row["threads"] == 1
+    assert 0 < row["latency_ms_min"] <= row["latency_ms_p50"] <= row["latency_ms_p90"] <= row["latency_ms_max"]
+    assert row["precision"] == "fp32" and row["machine_cpu"] and row["machine_cores"] >= 1
+    assert row["runtime_version"].startswith("torch " if runtime == "pytorch" else "onnxruntime ")
+    assert row["python"].count(".") == 2
+    if runtime == "onnxruntime":
+        assert row["max_abs_diff"] < 1e-4  # the exported graph computes the checkpoint's logits
+        assert row["executed"].startswith("fp32 kernels")
+    json.dumps(row)  # serialisable as is
+
+
+def test_pinning_restores_affinity():
+    before = bench.usable_cores()
+    with bench.pinned(1) as cores:
+        assert len(cores) == 1 and bench.usable_cores() == cores
+    assert bench.usable_cores() == before
+    with bench.pinned(None) as cores:
+        assert cores is None
+
+
+def test_onnxruntime_reports_int8_kernels_for_a_qdq_graph(tmp_path):
+    """A DQ -> Conv -> Q graph: onnxruntime fuses it into QLinearConv and the row says int8."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.random.default_rng(0).integers(-20, 20, (4, 1, 3, 3)).astype(np.int8), "w_q")
+    consts = [w, numpy_helper.from_array(np.array(0.02, np.float32), "w_s"),
+              numpy_helper.from_array(np.array(0, np.int8), "w_z"),
+              numpy_helper.from_array(np.array(0.05, np.float32), "x_s"),
+              numpy_helper.from_array(np.array(0, np.int8), "x_z"),
+              numpy_helper.from_array(np.array(0.1, np.float32), "y_s"),
+              numpy_helper.from_array(np.array(0, np.int8), "y_z")]
+    nodes = [helper.make_node("QuantizeLinear", ["input", "x_s", "x_z"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "x_s", "x_z"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["w_q", "w_s", "w_z"], ["wd"]),
+             helper.make_node("Conv", ["xd", "wd"], ["y"], pads=[1, 1, 1, 1]),
+             helper.make_node("QuantizeLinear", ["y", "y_s", "y_z"], ["yq"]),
+             helper.make_node("DequantizeLinear", ["yq", "y_s", "y_z"], ["logits"])]
+    graph = helper.make_graph(nodes, "qdq", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 1, 48, 48])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 4, 48, 48])], consts)
+    path = tmp_path / "q.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    fields, out = bench.bench_onnxruntime(path, runs=5, warmup=1, threads=1, bits=8, export_format="qcdq")
+    assert fields["precision"] == "int8" and "QLinearConv" in fields["executed"]
+    assert out.shape == (1, 4, 48, 48)
+
+
+@pytest.mark.parametrize("ops,bits,fmt,precision,says", [
+    ({"Conv": 3, "FusedGemm": 1}, 32, "float", "fp32", "graph optimizations"),
+    ({"QLinearConv": 3, "QGemm": 2, "QuantizeLinear": 1}, 8, "qcdq", "int8", "int8 kernels"),
+    ({"QLinearConv": 3}, 6, "qcdq", "int8", "not a speed-up over 8 bits"),
+    ({"Conv": 3, "QuantizeLinear": 4, "DequantizeLinear": 4}, 8, "qcdq", "fp32-qdq", "did not fuse"),
+    ({"Conv": 3, "Round": 5, "Clip": 5}, 4, "fake-quant", "fp32-fakequant", "no speed-up over fp32"),
+    ({"Conv": 3, "Round": 5}, 16, None, "fp32-fakequant", "no speed-up over fp32"),
+])
+def test_quantized_rows_say_what_ran_and_claim_no_false_speedup(ops, bits, fmt, precision, says):
+    p, executed, note = bench.classify_onnx_execution(ops, bits, fmt)
+    assert p == precision and says in note and executed
+    if bits < 8 or p != "int8":
+        assert "speed-up" not in note or "not a speed-up" in note or "no speed-up" in note
+
+
+def test_eager_rows_of_quantized_checkpoints_say_fake_quant():
+    precision, note = bench._torch_precision({"quantized": True, "bits": 4, "act_bits": 4})
+    assert precision == "fp32-fakequant" and "fp32" in note and "not an integer speed-up" in note
+    assert bench._torch_precision({"quantized": False, "bits": 32, "act_bits": None})[0] == "fp32"
+
+
+def test_unknown_runtime_and_missing_onnx_are_one_line_errors(tiny_model, tmp_path):
+    weights, _ = tiny_model
+    with pytest.raises(bench.BenchmarkError, match="unknown runtime"):
+        bench.benchmark("kd", "tflite", weights)
+    with pytest.raises(bench.BenchmarkError, match="does not exist"):
+        bench.benchmark("kd", "onnxruntime", weights, tmp_path / "nope.onnx", runs=2, warmup=0)
+
+
+def _script(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"script_{name}", REPO / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_cli_prints_and_writes_the_row(tiny_model, tmp_path, capsys):
+    weights, onnx_path = tiny_model
+    cli = _script("benchmark").cli
+    out = tmp_path / "kd_onnxruntime.json"
+    assert cli(["--variant", "kd", "--runtime", "onnxruntime", "--weights", str(weights), "--onnx", str(onnx_path),
+                "--runs", "10", "--warmup", "1", "--json", str(out)]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["runs"] == 10 and row["runtime"] == "onnxruntime"
+    saved = json.loads(out.read_text())
+    assert saved["rows"][0]["latency_ms_p50"] == row["latency_ms_p50"] and "batch 1" in saved["protocol"]
+    assert cli(["--variant", "kd", "--runtime", "onnxruntime", "--weights", str(weights),
+                "--onnx", str(tmp_path / "x.onnx")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "x.onnx does not exist" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------------------------------------ summary
+def _metrics(tmp_path, variant, acc):
+    f = tmp_path / f"{variant}.json"
+    method = {"teacher": "teacher", "kd": "distillation", "scratch": "scratch"}[variant]
+    io.write_json(f, {"variant": variant, "method": method, "setting": "", "params": 100, "macs": 1000,
+                      "size_bytes": 400, "accuracy": acc, "macro_f1": acc - 0.1, "bits": 32,
+                      "support": {"anger": 3}})
+    return f
+
+
+def _bench_file(tmp_path, variant, runtime, p50, device="local-cpu"):
+    f = tmp_path / f"{variant}_{runtime}_{device}.json"
+    io.write_json(f, {"rows": [{"variant": variant, "runtime": runtime, "device": device, "precision": "fp32",
+                                "latency_ms_p50": p50, "latency_ms_p90": p50 * 1.2, "runs": 10, "warmup": 2,
+                                "threads": 1, "bits": 99}]})
+    return f
+
+
+def test_summary_has_one_row_per_variant_runtime_device_with_accuracy_in_each(tmp_path):
+    metrics = [_metrics(tmp_path, "teacher", 0.9), _metrics(tmp_path, "kd", 0.8), _metrics(tmp_path, "scratch", 0.7)]
+    benches = [_bench_file(tmp_path, "kd", "onnxruntime", 0.1), _bench_file(tmp_path, "kd", "pytorch", 0.5),
+               _bench_file(tmp_path, "teacher", "pytorch", 5.0), _bench_file(tmp_path, "teacher", "onnxruntime", 1.0)]
+    jet = tmp_path / "jetson.json"
+    jetson.write_outputs({"status": "ok", "rows": [{"variant": "kd", "runtime": "tensorrt", "device": "jetson-gpu",
+                                                     "precision": "fp16", "latency_ms_p50": 0.4,
+                                                     "latency_ms_p90": 0.5}]}, json_path=jet)
+    skipped = tmp_path / "jetson_skipped.json"
+    jetson.write_outputs(jetson.skipped_result(), json_path=skipped)
+    out = tmp_path / "summary.csv"
+    df = evaluation.write_summary(metrics, out, benchmarks=[*benches, jet, skipped])
+    assert list(df.columns[:8]) == ["variant", "method", "setting", "params", "macs", "size_bytes", "accuracy",
+                                    "macro_f1"]
+    assert {"runtime", "device", "latency_ms_p50", "latency_ms_p90", "p90_over_p50"} <= set(df.columns)
+    got = list(zip(df["variant"], df["device"].fillna(""), df["runtime"].fillna("")))
+    assert got == [("teacher", "local-cpu", "pytorch"), ("teacher", "local-cpu", "onnxruntime"),
+                   ("kd", "local-cpu", "pytorch"), ("kd", "local-cpu", "onnxruntime"),
+                   ("kd", "jetson-gpu", "tensorrt"), ("scratch", "", "")]
+    assert list(df["accuracy"]) == [0.9, 0.9, 0.8, 0.8, 0.8, 0.7]  # accuracy repeated in every row
+    assert (df["bits"] == 32).all()  # the metrics' columns win over a benchmark row's
+    assert df.loc[4, "p90_over_p50"] == pytest.approx(1.25)  # computed for Jetson rows too
+    assert pd.read_csv(out).shape == df.shape
+
+
+# --------------------------------------------------------------------------------------------------- DAG
+def test_benchmark_jobs_reserve_every_core_and_jetson_skips_without_host(workflow):
+    """Dry run with --cores 3: each benchmark job claims all 3 cores, so nothing runs beside it; with no
+    jetson.host the Jetson job needs no ONNX model."""
+    proc = snakemake(workflow, "-n", "--cores", "3", "results/benchmarks/kd_pytorch.json",
+                     "results/benchmarks/teacher_pytorch.json", "results/benchmarks/jetson.json")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    blocks = out.split("rule ")
+    bench_blocks = [b for b in blocks if b.startswith("benchmark:")]
+    assert len(bench_blocks) == 2
+    assert all("threads: 3" in b for b in bench_blocks), bench_blocks
+    train = [b for b in blocks if b.startswith("train_teacher:")]
+    assert train and "threads: 3" not in train[0]
+    jet = [b for b in blocks if b.startswith("benchmark_jetson:")]
+    assert jet and "results/onnx" not in jet[0]
