@@ -487,12 +487,14 @@ class Timing:
         self.frames = 0
         self.frames_with_face = 0
         self.faces = 0
-        self.start = None
         self.wall = 0.0
+        self.cpu = 0.0  # process CPU time of the loop (all threads): the work, whatever else runs
 
     def summary(self) -> dict:
         out = {"frames": self.frames, "frames_with_face": self.frames_with_face, "faces": self.faces,
-               "wall_s": round(self.wall, 4), "fps": round(self.frames / self.wall, 2) if self.wall > 0 else None}
+               "wall_s": round(self.wall, 4), "fps": round(self.frames / self.wall, 2) if self.wall > 0 else None,
+               "cpu_s": round(self.cpu, 4),
+               "cpu_ms_per_frame": round(1000.0 * self.cpu / self.frames, 3) if self.frames else None}
         for stage, values in self.ms.items():
             if not values:
                 continue
@@ -507,7 +509,8 @@ class Timing:
 
 def format_summary(s: dict, det_stats=None) -> str:
     lines = [f"{s['frames']} frames ({s['frames_with_face']} with a face, {s['faces']} faces) in {s['wall_s']:.2f} s: "
-             + (f"{s['fps']:.1f} frames per second end to end" if s.get("fps") else "no timing")]
+             + (f"{s['fps']:.1f} frames per second end to end" if s.get("fps") else "no timing")
+             + (f" ({s['cpu_ms_per_frame']:.1f} ms CPU per frame)" if s.get("cpu_ms_per_frame") else "")]
     for stage in STAGES:
         if f"{stage}_ms" not in s:
             continue
@@ -594,7 +597,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "Haar-cascade face detection, then one of the pipeline's model variants.",
         epilog="Examples: python inference.py --model kd --source 0 | "
                "python inference.py --model pr_kd --pr-level high --source clip.mp4 --no-display --output out.mp4 | "
-               "python inference.py --model ptq_kd --quantize-bits 8 --runtime onnx --source faces/ --no-display --json")
+               "python inference.py --model ptq_kd --quantize-bits 8 --runtime onnx --source faces/ "
+               "--no-display --json")
     g = p.add_argument_group("model (as in the original app)")
     g.add_argument("--model", required=True, choices=MODELS, help="model variant family")
     g.add_argument("--pr-level", choices=PR_LEVELS, default=None,
@@ -750,7 +754,8 @@ def run(args) -> int:
                **safe_model_stats(variant, root, args.runtime), **model_latency(classifier), **summary,
                "detect_full": detector.stats.full, "detect_roi": detector.stats.roi,
                "detect_width": settings.detect_width, "min_face": settings.min_face,
-               "scale_factor": settings.scale_factor, "redetect_every": settings.redetect_every if settings.track else 0,
+               "scale_factor": settings.scale_factor,
+               "redetect_every": settings.redetect_every if settings.track else 0,
                "machine": platform.machine(), "processor": platform.processor() or platform.machine(),
                "jetson": is_jetson(), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
         try:
@@ -769,6 +774,7 @@ def process(source: Source, detector, classifier, writer, display: bool, args):
     track = source.kind in ("video", "camera")
     lines = []
     t_loop = time.perf_counter()
+    c_loop = time.process_time()
     frames = iter(source)
     try:
         while True:
@@ -821,6 +827,7 @@ def process(source: Source, detector, classifier, writer, display: bool, args):
         pass
     finally:
         timing.wall = time.perf_counter() - t_loop
+        timing.cpu = time.process_time() - c_loop
         sys.stdout.flush()
     return timing
 
@@ -837,3 +844,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # stdout closed by the reader (e.g. `| head -1`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
