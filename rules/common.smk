@@ -22,13 +22,47 @@ def base_variants():
     return ["teacher", "kd", "scratch"]
 
 
+def prune_levels():
+    """Pruning levels of the pr_kd_<level> variants (config prune.levels)."""
+    return list(config["prune"]["levels"])
+
+
+def quant_bits():
+    """Bit widths of the ptq_kd_<bits> variants (config quantize.bits; 32 = float reference)."""
+    return [int(b) for b in config["quantize"]["bits"]]
+
+
+def combined_variants():
+    """ptq_pr_kd_<level>_<bits>: a pruned level, then quantized (config quantize.combined)."""
+    return [f"ptq_pr_kd_{c['level']}_{int(c['bits'])}" for c in config["quantize"]["combined"]]
+
+
+def compressed_variants():
+    return (
+        [f"pr_kd_{level}" for level in prune_levels()]
+        + [f"ptq_kd_{b}" for b in quant_bits()]
+        + combined_variants()
+    )
+
+
 def all_variants():
     """Every variant the config asks for; the evaluate and benchmark rules run once per variant."""
-    return base_variants()
+    return base_variants() + [v for v in compressed_variants() if v not in base_variants()]
+
+
+def _level_choices():
+    # every level a job may be asked for: the pruned variants and the bases of the combined ones
+    return sorted(set(prune_levels()) | {c["level"] for c in config["quantize"]["combined"]}) or ["none"]
+
+
+def _bits_choices():
+    return [str(b) for b in sorted(set(quant_bits()) | {int(c["bits"]) for c in config["quantize"]["combined"]})] or ["0"]
 
 
 wildcard_constraints:
     variant="|".join(all_variants()),
+    level="|".join(_level_choices()),
+    bits="|".join(_bits_choices()),
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -68,6 +102,17 @@ def checkpoint_path(variant):
     return f"results/checkpoints/{variant}.pt"
 
 
+# ----------------------------------------------------------------------------------------- compression
+def quant_method(bits):
+    """ptq (calibration + bias correction) or qat (then fine-tuning) for a bit width (quantize.qat_bits)."""
+    return "qat" if int(bits) in {int(b) for b in config["quantize"]["qat_bits"]} else "ptq"
+
+
+def onnx_files():
+    """Every variant's ONNX graph and its JSON sidecar (format: float | qcdq | fake-quant, parity)."""
+    return expand("results/onnx/{variant}.{ext}", variant=all_variants(), ext=("onnx", "json"))
+
+
 # -------------------------------------------------------------------------------------------- targets
 def metrics_files():
     return expand("results/metrics/{variant}.json", variant=all_variants())
@@ -78,4 +123,5 @@ def all_targets():
         "results/summary.csv",
         *expand("results/plots/confusion/{variant}.png", variant=all_variants()),
         *expand("results/plots/training/{variant}.png", variant=base_variants()),
+        *onnx_files(),
     ]

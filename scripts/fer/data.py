@@ -57,12 +57,14 @@ class Record:
     image: np.ndarray | None = field(default=None, repr=False)
 
 
-def parse_name(path: Path) -> tuple[str, str, bool]:
-    """``(subject, sequence, from_name)``; a name without a CK+ subject id is its own group."""
+def parse_name(path: Path, source: str = "main") -> tuple[str, str, bool]:
+    """``(subject, sequence, from_name)``; a name without a CK+ subject id is its own group (named after the
+    file, its class folder and, outside the main folder, its source, so that two such files never share one)."""
     m = SUBJECT_RE.match(path.stem)
     if m:
         return m["subject"].upper(), m["sequence"], True
-    return f"file:{path.parent.name}/{path.stem}", path.stem, False
+    prefix = "file:" if source == "main" else f"file:{source}:"
+    return f"{prefix}{path.parent.name}/{path.name}", path.stem, False
 
 
 def _class_dirs(root: Path) -> dict[int, Path]:
@@ -107,7 +109,7 @@ def _read_image(path: Path) -> tuple[np.ndarray, str, str] | None:
                 elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
                     im = im.convert("RGB")
                 arr = np.asarray(im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
         log.warning("skipped unreadable image %s (%s): re-export or delete it", path, type(exc).__name__)
         return None
     if arr.ndim not in (2, 3) or arr.shape[0] < 8 or arr.shape[1] < 8:
@@ -144,7 +146,7 @@ def scan(root: str | Path, source: str = "main") -> list[Record]:
             img, size, mode = got
             resized += size != f"{IMAGE_SIZE}x{IMAGE_SIZE}"
             converted += mode != "L"
-            subject, sequence, from_name = parse_name(p)
+            subject, sequence, from_name = parse_name(p, source)
             records.append(Record(p, idx, subject, sequence, from_name, source, size, mode, img))
             kept += 1
         if kept == 0:
@@ -189,27 +191,30 @@ def _group_table(groups, labels):
 
 
 def _greedy_assign(names, table, class_totals, fractions, n_total):
-    target = {c: np.maximum(fractions * n, 1e-9) for c, n in class_totals.items()}
+    """Place groups one by one where they lower the deviation from the targets most (per class and in total);
+    ties go to the split that is emptiest relative to its target. Returns (assignment, total deviation)."""
+    target = {c: fractions * n for c, n in class_totals.items()}
     have = {c: np.zeros(len(fractions)) for c in class_totals}
     sizes = np.zeros(len(fractions))
-    size_target = np.maximum(fractions * n_total, 1e-9)
+    size_target = fractions * n_total
     assign: dict[str, int] = {}
     for g in names:
         counts = table[g]
         k_total = sum(counts.values())
-        # how full each split would be, relative to its target, after taking this group
+        # change of the L1 deviation if this group joined each split
         cost = np.zeros(len(fractions))
         for c, k in counts.items():
-            cost += k * (have[c] + k) / target[c]
-        cost += k_total * (sizes + k_total) / size_target
+            cost += np.abs(have[c] + k - target[c]) - np.abs(have[c] - target[c])
+        cost += np.abs(sizes + k_total - size_target) - np.abs(sizes - size_target)
+        cost += 1e-6 * (sizes + k_total) / np.maximum(size_target, 1e-9)
         cost[fractions == 0] = np.inf
         s = int(np.argmin(cost))
         assign[g] = s
         for c, k in counts.items():
             have[c][s] += k
         sizes[s] += k_total
-    deviation = sum(float(np.abs(have[c] - fractions * class_totals[c]).sum()) for c in class_totals)
-    deviation += float(np.abs(sizes - fractions * n_total).sum())
+    deviation = sum(float(np.abs(have[c] - target[c]).sum()) for c in class_totals)
+    deviation += float(np.abs(sizes - size_target).sum())
     return assign, deviation
 
 
@@ -301,6 +306,11 @@ def prepare(root, out_tensor, out_manifest, split_cfg: dict, test_root=None) -> 
     else:
         records = drop_duplicates(records)
         split = assign_splits([r.subject for r in records], [r.label for r in records], split_cfg)
+    n_groups = len({r.subject for r in records})
+    for i, name in enumerate(SPLITS):
+        if not (split == i).any():
+            raise DataError(f"the {name} split is empty: {n_groups} subjects (groups of images) are too few for "
+                            f"data.split {split_cfg}; add subjects or change the split fractions/folds")
     images = torch.from_numpy(np.stack([r.image for r in records]))
     labels = torch.tensor([r.label for r in records], dtype=torch.int64)
     split_t = torch.from_numpy(split.astype(np.int8))
