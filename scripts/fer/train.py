@@ -126,7 +126,7 @@ def fit(model, train_x, train_y, val_x, val_y, *, epochs: int, lr: float, batch_
             loss.backward()
             opt.step()
             sched.step()
-            run_loss += float(loss) * len(idx)
+            run_loss += float(loss.detach()) * len(idx)
             run_correct += int((logits.argmax(1) == y).sum())
             seen += len(idx)
             bar.set_postfix(loss=f"{run_loss / seen:.3f}")
