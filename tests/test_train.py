@@ -1,0 +1,164 @@
+"""Training: the KD loss against a hand computation, determinism, and resume from a per-epoch checkpoint."""
+from __future__ import annotations
+
+import math
+import shutil
+
+import pytest
+import torch
+
+from fer import io, models, train
+
+TINY = {"channels": [4, 8, 8], "hidden": 16, "dropout": 0.2}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models: a second intra-op thread only adds waiting on a busy machine (and the rule jobs run with
+    ``threads`` from the config anyway)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+# ------------------------------------------------------------------------------------------------ KD loss
+STUDENT = [[1.0, 2.0, 0.5], [0.2, -0.3, 1.5]]
+TEACHER = [[2.0, 1.0, 0.1], [0.0, 0.5, 2.5]]
+TARGETS = [1, 2]
+
+
+def _softmax(v):
+    e = [math.exp(x) for x in v]
+    return [x / sum(e) for x in e]
+
+
+def test_kd_loss_matches_hand_computation():
+    """alpha * T^2 * mean_i KL(p_i || q_i) + (1 - alpha) * mean_i CE, with p = softmax(t/T), q = softmax(s/T)."""
+    T, alpha = 2.0, 0.7
+    kl = 0.0
+    for s, t in zip(STUDENT, TEACHER):
+        p = _softmax([x / T for x in t])
+        q = _softmax([x / T for x in s])
+        kl += sum(pj * (math.log(pj) - math.log(qj)) for pj, qj in zip(p, q))
+    kl /= len(STUDENT)  # "batchmean": sum over classes, mean over samples
+    ce = sum(-math.log(_softmax(s)[y]) for s, y in zip(STUDENT, TARGETS)) / len(STUDENT)
+    expected = alpha * T * T * kl + (1 - alpha) * ce
+    assert expected == pytest.approx(0.3049836837, abs=1e-9)  # the same numbers, written down once
+    got = train.kd_loss(torch.tensor(STUDENT), torch.tensor(TEACHER), torch.tensor(TARGETS), T, alpha)
+    assert float(got) == pytest.approx(expected, rel=1e-6)
+
+
+def test_kd_loss_limits():
+    s, t, y = torch.tensor(STUDENT), torch.tensor(TEACHER), torch.tensor(TARGETS)
+    ce = torch.nn.functional.cross_entropy(s, y)
+    assert float(train.kd_loss(s, t, y, 3.0, 0.0)) == pytest.approx(float(ce), rel=1e-6)
+    # a student that already matches the teacher pays only the hard-label part
+    assert float(train.kd_loss(s, s.clone(), y, 4.0, 0.7)) == pytest.approx(0.3 * float(ce), rel=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------- fitting
+def _data(n_train=48, n_val=16, seed=0):
+    """Learnable toy data: class c is a bright square at one of 7 positions on a noisy background."""
+    g = torch.Generator().manual_seed(seed)
+    n = n_train + n_val
+    y = torch.arange(n) % 7
+    x = torch.randint(0, 60, (n, 48, 48), generator=g, dtype=torch.uint8)
+    for i, c in enumerate(y.tolist()):
+        r, col = 4 + 6 * c, 4 + 5 * c
+        x[i, r:r + 10, col:col + 10] = 220
+    return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
+
+
+def _fit(seed=0, init_seed=0, teacher=None, checkpoint=None, epochs=2, **kw):
+    train.set_seed(init_seed)
+    model = models.FERNet(**TINY)
+    tx, ty, vx, vy = _data()
+    result = train.fit(model, tx, ty, vx, vy, epochs=epochs, lr=0.01, batch_size=16, seed=seed, teacher=teacher,
+                       temperature=2.0, alpha=0.7, checkpoint=checkpoint, progress=False, **kw)
+    return model, result
+
+
+def _same_weights(a, b) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def _without_timing(history):
+    return [{k: v for k, v in row.items() if k not in ("seconds", "images_per_s")} for row in history]
+
+
+def test_fit_is_deterministic_for_a_seed():
+    m1, r1 = _fit()
+    m2, r2 = _fit()
+    assert _same_weights(m1, m2)
+    assert _without_timing(r1["history"]) == _without_timing(r2["history"])
+    m3, _ = _fit(seed=1, init_seed=1)
+    assert not _same_weights(m1, m3)
+
+
+def test_fit_returns_best_validation_epoch():
+    model, r = _fit(epochs=3)
+    accs = [h["val_acc"] for h in r["history"]]
+    assert len(r["history"]) == 3 and [h["epoch"] for h in r["history"]] == [1, 2, 3]
+    assert r["best_val_acc"] == max(accs)
+    assert r["history"][r["best_epoch"] - 1]["val_acc"] == max(accs)
+    assert not model.training
+    _, _, vx, vy = _data()
+    acc = float((train.predict_logits(model, vx).argmax(1) == vy).float().mean())
+    assert acc == pytest.approx(r["best_val_acc"])  # the model holds the best epoch's weights
+
+
+class _Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("kd", [False, True], ids=["ce", "kd"])
+def test_resume_after_interruption_gives_the_same_weights(tmp_path, monkeypatch, kd):
+    teacher = None
+    if kd:
+        train.set_seed(7)
+        teacher = models.FERNet(channels=[8, 8, 8], hidden=16).eval()
+    full, r_full = _fit(teacher=teacher, epochs=4)
+
+    ck = tmp_path / "ck.pt"
+    save = io.save_torch
+
+    def save_then_crash(path, obj):  # the job dies right after the checkpoint of epoch 2 was written
+        save(path, obj)
+        if obj.get("epoch") == 1:
+            raise _Interrupt
+
+    monkeypatch.setattr(io, "save_torch", save_then_crash)
+    with pytest.raises(_Interrupt):
+        _fit(teacher=teacher, epochs=4, checkpoint=ck)
+    monkeypatch.setattr(io, "save_torch", save)
+    assert torch.load(ck, weights_only=True)["epoch"] == 1
+    kept = tmp_path / "ck_after_epoch2.pt"
+    shutil.copy(ck, kept)
+
+    # a new process with another initialisation: only a restored checkpoint can give the same weights
+    resumed, r_res = _fit(teacher=teacher, epochs=4, checkpoint=ck, init_seed=99)
+    assert _same_weights(full, resumed)
+    assert _without_timing(r_full["history"]) == _without_timing(r_res["history"])
+    assert r_full["best_epoch"] == r_res["best_epoch"]
+
+    # a checkpoint written with other settings is not used: the run starts from scratch
+    other, _ = _fit(teacher=teacher, epochs=4, checkpoint=kept, init_seed=0, weight_decay=0.01)
+    fresh, _ = _fit(teacher=teacher, epochs=4, init_seed=0, weight_decay=0.01)
+    assert _same_weights(other, fresh)
+
+
+def test_checkpoint_of_other_data_is_ignored(tmp_path):
+    ck = tmp_path / "ck.pt"
+    _fit(checkpoint=ck, data_key="aaaa")
+    assert ck.exists()
+    a, r = _fit(checkpoint=ck, data_key="bbbb")
+    b, _ = _fit()
+    assert len(r["history"]) == 2 and _same_weights(a, b)
+
+
+def test_predict_logits_shape_and_empty_input():
+    model = models.FERNet(**TINY)
+    x = torch.randint(0, 255, (5, 48, 48), dtype=torch.uint8)
+    assert train.predict_logits(model, x, batch_size=2).shape == (5, 7)
+    assert train.predict_logits(model, x[:0]).shape == (0, 7)
