@@ -18,11 +18,39 @@ import torch
 FORMAT = "fer-checkpoint/1"
 
 
+def remove_stale_parts(path: str | os.PathLike) -> int:
+    """Delete temporary files that an earlier, killed writer of ``path`` left behind (``.<name>.*.part``).
+
+    A SIGKILL between the write and the rename leaves such a file; it never looks like the output itself
+    (hidden name, ``.part`` suffix), and the next write of the same output removes it. Only one job writes a
+    given output at a time, so the files found belong to dead writers.
+    """
+    path = Path(path)
+    n = 0
+    for stale in path.parent.glob(f".{glob_escape(path.name)}.*.part"):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
+            n += 1
+    return n
+
+
+def glob_escape(name: str) -> str:
+    import glob
+
+    return glob.escape(name)
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path in the destination folder; rename it onto ``path`` only on success."""
+def atomic_path(path: str | os.PathLike, clean: bool = False):
+    """Yield a temporary path in the destination folder; rename it onto ``path`` only on success.
+
+    ``clean=True`` first removes temporary files of ``path`` left by killed writers (:func:`remove_stale_parts`);
+    it lists the folder, so it is meant for outputs, not for thousands of files written into one folder.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if clean:
+        remove_stale_parts(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
     try:
@@ -35,7 +63,7 @@ def atomic_path(path: str | os.PathLike):
 
 
 def write_text(path, text: str) -> None:
-    with atomic_path(path) as tmp:
+    with atomic_path(path, clean=True) as tmp:
         tmp.write_text(text)
 
 
@@ -44,7 +72,7 @@ def write_json(path, obj) -> None:
 
 
 def save_torch(path, obj) -> None:
-    with atomic_path(path) as tmp:
+    with atomic_path(path, clean=True) as tmp:
         torch.save(obj, tmp)
 
 
