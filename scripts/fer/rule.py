@@ -20,9 +20,20 @@ def run(snakemake, main) -> None:
 
         torch.set_num_threads(max(1, int(snakemake.threads)))
         main(snakemake, logger)
+        _record_provenance(snakemake, logger)
     except FERError as exc:
         logger.error("%s", exc)
         sys.exit(1)
     except Exception:
         logger.error("unexpected error:\n%s", traceback.format_exc())
         sys.exit(1)
+
+
+def _record_provenance(snakemake, logger) -> None:
+    """The job record behind results/provenance.json (fer.provenance); never fails the job."""
+    try:
+        from . import provenance
+
+        provenance.record_job(snakemake)
+    except Exception as exc:  # provenance is bookkeeping: a failure is logged, the outputs stay valid
+        logger.warning("could not record provenance: %s: %s", type(exc).__name__, exc)
