@@ -16,6 +16,12 @@ TINY_CONFIG = REPO / "tests" / "config" / "tiny.yaml"
 WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "config", "envs", "report", "profiles", "ck+")
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slurm: needs the local SLURM cluster (opt-in: FER_TEST_SLURM=1; root; see tests/test_slurm.py)"
+    )
+
+
 def copy_workflow(dest: Path) -> Path:
     """Copy the workflow (code and config, no results) into ``dest`` so a test run cannot touch the repo."""
     dest.mkdir(parents=True, exist_ok=True)

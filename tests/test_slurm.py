@@ -4,15 +4,22 @@ The profile checks (dry runs) always run. The cluster tests are opt-in (root onl
 Debian packages): FER_TEST_SLURM=1 pytest -m slurm tests/test_slurm.py
 Their session fixture brings a single-node cluster on localhost up with scripts/cluster/slurm-local.sh
 and takes it down again afterwards, unless it was already up before the session.
+
+Cluster tests: a two-rule smoke workflow (tests/slurm_smoke/), and a subset of the real pipeline's tiny
+synthetic DAG (data -> teacher -> KD student -> evaluation) whose results must equal a local run's.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 import re
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -99,6 +106,7 @@ def run_snakemake_on_slurm(
     command = [
         "timeout", "-k", "10", str(timeout),
         str(VENV_BIN / "snakemake"),
+        *targets,  # before any option that takes several values (--configfile, --config) would swallow them
         "--snakefile", str(snakefile),
         "--directory", str(workdir),
         "--profile", str(SLURM_PROFILE),
@@ -108,7 +116,7 @@ def run_snakemake_on_slurm(
     ]  # fmt: skip
     if configfile is not None:
         command += ["--configfile", str(configfile)]
-    command += [*extra_args, *targets]
+    command += [*extra_args]
     proc = subprocess.run(
         command, cwd=cwd or workdir, env=slurm_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True,
@@ -234,3 +242,137 @@ def test_smoke_workflow_runs_through_slurm(slurm_cluster, tmp_path):
     assert len(lines) == 2 and lines[0].split() == teacher
     bench = lines[1].split()
     assert bench[:2] == ["benchmark", bench_id] and os.path.realpath(bench[2]) == prefix
+
+
+# ------------------------------------------------------------------------------- the real pipeline on SLURM
+# A subset of the tiny synthetic DAG, each rule its own SLURM job: synthesize_faces -> prepare_data ->
+# train_teacher -> (train_student_kd, which reads the teacher's weights written by another job | evaluate).
+# The whole DAG has 60+ jobs, far too many for SLURM's per-job overhead in a test. A step of the chain takes
+# until the executor's first status check after the job ended: checks come 2, 14, 36 s after submission, and
+# a job (two snakemake start-ups, then the rule script) takes 10-30 s on a busy 2-core machine, so ~36 s per
+# step. Hence four steps; adding "results/metrics/kd.json" (and evaluate: 2 in REAL_JOBS) would compare the
+# student's metrics too, for one more step.
+REAL_TARGETS = ("results/metrics/teacher.json", "weights/kd.pt")
+REAL_JOBS = {"synthesize_faces": 1, "prepare_data": 1, "train_teacher": 1, "train_student_kd": 1, "evaluate": 1}
+REAL_VARIANTS = ("teacher", "kd")  # weights and training histories compared; metrics where they were built
+# Wall time asked of SLURM: profiles/slurm set-resources for the training rules, else the rule's own runtime.
+REAL_TIMELIMITS = {
+    "synthesize_faces": "00:30:00",
+    "prepare_data": "00:30:00",
+    "train_teacher": "06:00:00",
+    "train_student_kd": "04:00:00",
+    "evaluate": "00:10:00",
+}
+# Fields that measure the machine (speed, clock, host), never compared between runs.
+_MACHINE_DEPENDENT = re.compile(r"latency|seconds|_ms$|time|throughput|per_s|host|recorded|created", re.I)
+
+
+def _without_machine_dependent(obj):
+    if isinstance(obj, dict):
+        return {k: _without_machine_dependent(v) for k, v in obj.items() if not _MACHINE_DEPENDENT.search(k)}
+    if isinstance(obj, list):
+        return [_without_machine_dependent(v) for v in obj]
+    return obj
+
+
+def _tensors_sha256(obj) -> str:
+    """Hash of the tensors (name, dtype, shape, values) and plain values in a (nested) dict from torch.load."""
+    import torch
+
+    digest = hashlib.sha256()
+
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for key in sorted(value, key=str):
+                walk(f"{prefix}/{key}", value[key])
+        elif isinstance(value, torch.Tensor):
+            t = value.detach().cpu().contiguous()
+            digest.update(f"{prefix}|{t.dtype}|{tuple(t.shape)}|".encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        else:
+            digest.update(f"{prefix}|{value!r}|".encode())
+
+    walk("", obj)
+    return digest.hexdigest()
+
+
+def _load(path: Path):
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _history(path: Path) -> list[dict]:
+    import csv
+
+    with open(path, newline="") as fh:
+        return [_without_machine_dependent(row) for row in csv.DictReader(fh)]
+
+
+@pytest.mark.slurm
+@opt_in
+def test_real_pipeline_through_slurm_matches_local_run(slurm_cluster, tmp_path):
+    from conftest import TINY_CONFIG, copy_workflow, snakemake
+
+    on_slurm = copy_workflow(tmp_path / "slurm")
+    local = copy_workflow(tmp_path / "local")
+
+    def local_reference():
+        # --configfile after the targets: it takes several values and would swallow them.
+        proc = snakemake(local, *REAL_TARGETS, "--configfile", TINY_CONFIG, configfile=None, timeout=600)
+        seconds = time.monotonic() - t0
+        import torch  # noqa: F401  (for the comparison below: a few seconds on a busy machine, spent here)
+
+        return proc, seconds
+
+    # The local reference run (same config, same targets) runs meanwhile: both mostly wait on Python start-up
+    # and SLURM's status checks, so together they take little longer than the SLURM run alone.
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        local_run = pool.submit(local_reference)
+        run = run_snakemake_on_slurm(
+            on_slurm / "Snakefile", on_slurm, configfile=TINY_CONFIG, targets=REAL_TARGETS, timeout=600
+        )
+        slurm_seconds = time.monotonic() - t0
+        local_proc, local_seconds = local_run.result()
+    print(f"SLURM run {slurm_seconds:.0f} s, local run {local_seconds:.0f} s (concurrently)")
+    assert run.returncode == 0, f"snakemake on SLURM failed ({run.returncode}):\n{run.log[-6000:]}"
+    assert local_proc.returncode == 0, f"local snakemake failed:\n{local_proc.stderr[-6000:]}"
+
+    # (a) Every job went through sbatch (nothing ran as a local rule), and SLURM's accounting saw each one
+    # complete under the run's name, with the wall time the profile (or the rule) asks for.
+    assert {rule: len(ids) for rule, ids in run.job_ids.items()} == REAL_JOBS, run.log[-6000:]
+    assert not re.search(r"^localrule ", run.log, re.M), run.log[-6000:]
+    records = sacct_jobs(run.all_job_ids)
+    assert set(records) == set(run.all_job_ids)
+    assert {job_id: r["state"] for job_id, r in records.items()} == dict.fromkeys(run.all_job_ids, "COMPLETED")
+    assert {r["name"] for r in records.values()} == {run.run_id}
+    for rule, ids in run.job_ids.items():
+        assert {records[job_id]["timelimit"] for job_id in ids} == {REAL_TIMELIMITS[rule]}, rule
+
+    # (b) The same results as the local run: data set, weights (state_dict tensors: torch.save need not be
+    # byte-stable), training histories and metrics.
+    for run_dir in (on_slurm, local):
+        assert all((run_dir / target).is_file() for target in REAL_TARGETS), run_dir
+    assert _tensors_sha256(_load(on_slurm / "results/data/dataset.pt")) == _tensors_sha256(
+        _load(local / "results/data/dataset.pt")
+    )
+    assert (on_slurm / "results/data/manifest.csv").read_text() == (local / "results/data/manifest.csv").read_text()
+    for variant in REAL_VARIANTS:
+        a, b = _load(on_slurm / f"weights/{variant}.pt"), _load(local / f"weights/{variant}.pt")
+        assert a["arch"] == b["arch"], variant
+        assert a["state_dict"].keys() == b["state_dict"].keys() and a["state_dict"], variant
+        assert _tensors_sha256(a["state_dict"]) == _tensors_sha256(b["state_dict"]), f"{variant}: weights differ"
+
+        history = f"results/training/{variant}.csv"
+        assert _history(on_slurm / history) == _history(local / history), variant
+
+        metrics = f"results/metrics/{variant}.json"
+        if metrics not in REAL_TARGETS:
+            continue
+        ma = json.loads((on_slurm / metrics).read_text())
+        mb = json.loads((local / metrics).read_text())
+        for key in ("accuracy", "macro_f1", "confusion_matrix"):
+            assert ma[key] == mb[key], (variant, key)
+        assert sum(map(sum, ma["confusion_matrix"])) == ma["test_images"] > 0
+        assert _without_machine_dependent(ma) == _without_machine_dependent(mb), variant
