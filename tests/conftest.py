@@ -38,8 +38,8 @@ def snakemake(workdir: Path, *args, configfile: Path | str | None = TINY_CONFIG,
               env: dict | None = None, check: bool = False) -> subprocess.CompletedProcess:
     """Run ``python -m snakemake`` in ``workdir`` (output captured, text)."""
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2"]
-    if configfile:
-        cmd += ["--configfile", str(configfile)]
+    if configfile:  # one token: --configfile takes several values and would swallow the targets
+        cmd += [f"--configfile={configfile}"]
     cmd += [str(a) for a in args]
     full_env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     full_env.update(env or {})
