@@ -5,7 +5,9 @@
 #
 # Exclusivity: a benchmark job reserves every core of the run (threads: exclusive_threads(), i.e. --cores), so
 # Snakemake's scheduler never starts a training, pruning or other benchmark job beside it and two benchmarks
-# cannot skew each other. The measurement itself is held to benchmark.threads (and pinned to as many cores).
+# cannot skew each other. The measurement itself is held to benchmark.threads (and pinned to as many cores);
+# with benchmark.realtime it runs under SCHED_FIFO when permitted, so processes outside Snakemake cannot
+# preempt it either (the row's scheduling column says what was used).
 # On SLURM the profile asks for an exclusive node (set-resources: benchmark: slurm_extra: --exclusive).
 
 
@@ -19,6 +21,7 @@ rule benchmark:
         warmup=config["benchmark"]["warmup"],
         threads=config["benchmark"]["threads"],
         pin=config["benchmark"]["pin"],
+        realtime=config["benchmark"]["realtime"],
     log:
         f"{LOGS}/benchmark_{{variant}}_{{runtime}}.log",
     threads: exclusive_threads()

@@ -18,7 +18,8 @@ from fer import bench  # noqa: E402
 def main(sm, log):
     bench.run_rule(sm.wildcards.variant, sm.wildcards.runtime, sm.input.weights, sm.input.get("onnx"),
                    sm.output.json, runs=int(sm.params.runs), warmup=int(sm.params.warmup),
-                   threads=int(sm.params.threads), pin=bool(sm.params.pin), onnx_info=sm.input.get("info"))
+                   threads=int(sm.params.threads), pin=bool(sm.params.pin), onnx_info=sm.input.get("info"),
+                   realtime=bool(sm.params.get("realtime", False)))
 
 
 def cli(argv=None) -> int:
@@ -36,12 +37,13 @@ def cli(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=50)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-pin", action="store_true", help="do not pin the process to --threads cores")
+    p.add_argument("--realtime", action="store_true", help="measure under SCHED_FIFO (needs root/CAP_SYS_NICE)")
     p.add_argument("--json", help="also write the result file here")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         row = bench.benchmark(a.variant, a.runtime, a.weights, a.onnx, runs=a.runs, warmup=a.warmup,
-                              threads=a.threads, pin=not a.no_pin, onnx_info=a.onnx_info)
+                              threads=a.threads, pin=not a.no_pin, onnx_info=a.onnx_info, realtime=a.realtime)
     except (bench.FERError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

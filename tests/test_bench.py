@@ -3,6 +3,7 @@ merge, the rule script's CLI and the exclusivity of benchmark jobs in the DAG.""
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import numpy as np
@@ -61,6 +62,24 @@ def test_time_calls_runs_warmup_then_times_each_call():
         bench.time_calls(lambda: None, runs=0, warmup=0)
 
 
+def test_time_calls_with_cpu_time_separates_waiting_from_computing():
+    import time
+
+    wall, cpu = bench.time_calls(lambda: time.sleep(0.002), runs=5, warmup=0, with_cpu=True)
+    assert (wall >= 1.9).all() and (cpu < 1.0).all()  # sleeping: wall time passes, no CPU time
+
+
+def test_realtime_scheduling_is_used_or_reported_and_always_restored():
+    before = os.sched_getscheduler(0)
+    with bench.scheduling(False) as policy:
+        assert policy == "normal"
+    with bench.scheduling(True) as policy:
+        assert policy == "SCHED_FIFO 50" or policy.startswith("normal (")
+        if policy == "SCHED_FIFO 50":
+            assert os.sched_getscheduler(0) == os.SCHED_FIFO
+    assert os.sched_getscheduler(0) == before
+
+
 @pytest.mark.parametrize("text,expected", [
     ("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Core(TM) i7-8650U CPU @ 1.90GHz\n",
      "Intel(R) Core(TM) i7-8650U CPU @ 1.90GHz"),
@@ -89,6 +108,7 @@ def test_benchmark_row_describes_run_and_machine(tiny_model, runtime):
     assert row["precision"] == "fp32" and row["machine_cpu"] and row["machine_cores"] >= 1
     assert row["runtime_version"].startswith("torch " if runtime == "pytorch" else "onnxruntime ")
     assert row["python"].count(".") == 2
+    assert 0 < row["cpu_ms_p50"] <= row["cpu_ms_p90"] and row["scheduling"] == "normal"
     if runtime == "onnxruntime":
         assert row["max_abs_diff"] < 1e-4  # the exported graph computes the checkpoint's logits
         assert row["executed"].startswith("fp32 kernels")

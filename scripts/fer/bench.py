@@ -43,7 +43,7 @@ ROW_COLUMNS = ["variant", "runtime", "device", "precision", "latency_ms_p50", "l
 MACHINE_COLUMNS = ["machine", "machine_cpu", "machine_cores", "machine_arch", "machine_os", "python",
                    "runtime_version"]
 EXTRA_COLUMNS = ["latency_ms_min", "latency_ms_max", "p90_over_p50", "executed", "max_abs_diff", "cpu_affinity",
-                 "export_format", "load_avg_1m"]
+                 "export_format", "load_avg_1m", "cpu_ms_p50", "cpu_ms_p90", "scheduling"]
 COLUMNS = ROW_COLUMNS + MACHINE_COLUMNS + EXTRA_COLUMNS
 
 # onnxruntime kernels that compute in integers (after its Q/DQ fusion passes).
@@ -125,6 +125,31 @@ def _load_avg() -> float | None:
         return None
 
 
+@contextlib.contextmanager
+def scheduling(realtime: bool):
+    """With ``realtime``, run the block under SCHED_FIFO (priority 50) so that no ordinary process can preempt
+    the measurement; this needs root or CAP_SYS_NICE, otherwise the block runs at normal priority. Yields the
+    policy actually used, for the ``scheduling`` column."""
+    if not realtime:
+        yield "normal"
+        return
+    if not hasattr(os, "sched_setscheduler"):  # pragma: no cover - not Linux
+        log.warning("benchmark.realtime: SCHED_FIFO is not available here; measuring at normal priority")
+        yield "normal (SCHED_FIFO unavailable)"
+        return
+    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(50))
+    except OSError as exc:
+        log.warning("benchmark.realtime: SCHED_FIFO not permitted (%s); measuring at normal priority", exc)
+        yield "normal (SCHED_FIFO not permitted)"
+        return
+    try:
+        yield "SCHED_FIFO 50"
+    finally:
+        os.sched_setscheduler(0, policy, param)
+
+
 # ---------------------------------------------------------------------------------------------- statistics
 def latency_stats(times_ms) -> dict:
     """p50/p90 (linear interpolation), mean, std (population), min, max and p90/p50 of per-run times (ms)."""
@@ -137,26 +162,46 @@ def latency_stats(times_ms) -> dict:
             "p90_over_p50": p90 / p50 if p50 > 0 else float("nan"), "runs": int(t.size)}
 
 
-def time_calls(fn, runs: int, warmup: int) -> np.ndarray:
-    """Call ``fn()`` ``warmup`` times untimed, then ``runs`` times timed one by one; per-call times in ms."""
+def time_calls(fn, runs: int, warmup: int, with_cpu: bool = False):
+    """Call ``fn()`` ``warmup`` times untimed, then ``runs`` times timed one by one; per-call wall times in ms.
+
+    With ``with_cpu`` also the CPU time of the calling thread per call (ms), read outside the wall-clock
+    window: wall >> CPU time means the process was waiting (other processes held the core), not computing.
+    """
     if runs < 1:
         raise BenchmarkError(f"runs must be >= 1, got {runs}")
     for _ in range(max(0, warmup)):
         fn()
     times = np.empty(runs, dtype=np.int64)
-    clock = time.perf_counter_ns
+    cpu = np.empty(runs, dtype=np.int64)
+    clock, cpu_clock = time.perf_counter_ns, time.thread_time_ns
     gc_was_on = gc.isenabled()
     gc.collect()
     gc.disable()
     try:
-        for i in range(runs):
-            t0 = clock()
-            fn()
-            times[i] = clock() - t0
+        if with_cpu:
+            for i in range(runs):
+                c0 = cpu_clock()
+                t0 = clock()
+                fn()
+                t1 = clock()
+                cpu[i] = cpu_clock() - c0
+                times[i] = t1 - t0
+        else:
+            for i in range(runs):
+                t0 = clock()
+                fn()
+                times[i] = clock() - t0
     finally:
         if gc_was_on:
             gc.enable()
-    return times / 1e6
+    return (times / 1e6, cpu / 1e6) if with_cpu else times / 1e6
+
+
+def _with_cpu_stats(times_cpu) -> dict:
+    wall, cpu = times_cpu
+    p50, p90 = (float(v) for v in np.percentile(cpu, [50, 90]))
+    return {**latency_stats(wall), "cpu_ms_p50": p50, "cpu_ms_p90": p90}
 
 
 def example_input(shape=(1, 1, 48, 48), seed: int = 0) -> np.ndarray:
@@ -196,11 +241,11 @@ def bench_pytorch(weights, runs: int, warmup: int, threads: int, x: np.ndarray |
     xt = torch.from_numpy(x)
     with torch.inference_mode():
         out = model(xt).float().numpy().copy()
-        times = time_calls(lambda: model(xt), runs, warmup)
+        timed = time_calls(lambda: model(xt), runs, warmup, with_cpu=True)
     precision, note = _torch_precision(info)
     executed = f"torch eager, {torch.get_num_threads()} thread(s)" + (", brevitas fake-quant" if info["quantized"] else "")
     return {"precision": precision, "note": note, "executed": executed,
-            "bits": info["bits"], **latency_stats(times)}, out
+            "bits": info["bits"], **_with_cpu_stats(timed)}, out
 
 
 def ort_session_options(threads: int, optimized_path: str | None = None):
@@ -288,21 +333,22 @@ def bench_onnxruntime(onnx_path, runs: int, warmup: int, threads: int, bits: int
     feed = {inp.name: np.ascontiguousarray(x, dtype=np.float32)}
     out_names = [sess.get_outputs()[0].name]
     out = sess.run(out_names, feed)[0]
-    times = time_calls(lambda: sess.run(out_names, feed), runs, warmup)
+    timed = time_calls(lambda: sess.run(out_names, feed), runs, warmup, with_cpu=True)
     precision, executed, note = classify_onnx_execution(ops, bits, export_format)
     return {"precision": precision, "note": note, "executed": executed, "bits": bits,
             "export_format": export_format or "",
-            **latency_stats(times)}, np.asarray(out)
+            **_with_cpu_stats(timed)}, np.asarray(out)
 
 
 def benchmark(variant: str, runtime: str, weights, onnx=None, runs: int = 100, warmup: int = 10,
-              threads: int = 1, pin: bool = True, onnx_info=None) -> dict:
+              threads: int = 1, pin: bool = True, onnx_info=None, realtime: bool = False) -> dict:
     """One row (see :data:`COLUMNS`) for ``variant`` on ``runtime`` (pytorch | onnxruntime) on this machine.
 
     The onnxruntime row also runs the checkpoint once in PyTorch on the same input and records the largest
     absolute difference of the logits (``max_abs_diff``) — a check that the exported graph is the model.
     ``onnx_info`` is the export sidecar (results/onnx/<variant>.json); its ``format`` says whether the graph
-    is float, QCDQ or fake-quant.
+    is float, QCDQ or fake-quant. ``realtime`` measures under SCHED_FIFO when permitted (see
+    :func:`scheduling`); the row's ``scheduling`` column says what was used.
     """
     if runtime not in RUNTIMES:
         raise BenchmarkError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
@@ -317,7 +363,7 @@ def benchmark(variant: str, runtime: str, weights, onnx=None, runs: int = 100, w
     x = example_input((1, arch.get("in_channels", 1), size, size))
     bits = describe_checkpoint(ckpt)["bits"]
     load = _load_avg()
-    with pinned(threads if pin else None) as cores:
+    with pinned(threads if pin else None) as cores, scheduling(realtime) as policy:
         if runtime == "pytorch":
             fields, _ = bench_pytorch(weights, runs, warmup, threads, x)
             diff = None
@@ -337,17 +383,18 @@ def benchmark(variant: str, runtime: str, weights, onnx=None, runs: int = 100, w
             diff = float(np.abs(ref - out).max())
     row = {"variant": variant, "runtime": runtime, "device": DEVICE, **fields, "warmup": int(warmup),
            "threads": int(threads), **machine_info(runtime), "max_abs_diff": diff,
-           "cpu_affinity": ",".join(map(str, cores)) if cores else "", "load_avg_1m": load}
+           "cpu_affinity": ",".join(map(str, cores)) if cores else "", "load_avg_1m": load,
+           "scheduling": policy}
     ordered = {k: row.get(k) for k in COLUMNS}
     ordered.update({k: v for k, v in row.items() if k not in ordered})
-    if load is not None and load > (len(usable_cores()) or 1) * 0.5 + 0.5:
+    if load is not None and load > (len(usable_cores()) or 1) * 0.5 + 0.5 and policy == "normal":
         log.warning("load average %.2f on %d core(s) while measuring: other processes compete for the CPU and "
                     "widen p90 (Snakemake runs nothing beside this job; something outside it does)", load,
                     len(usable_cores()))
-    log.info("%s %s: p50 %.4f ms  p90 %.4f ms  mean %.4f ms  std %.4f ms  p90/p50 %.2f  (%d runs after %d "
-             "warm-up, %d thread(s), %s)", variant, runtime, row["latency_ms_p50"], row["latency_ms_p90"],
-             row["latency_ms_mean"], row["latency_ms_std"], row["p90_over_p50"], row["runs"], warmup, threads,
-             row["executed"])
+    log.info("%s %s: p50 %.4f ms  p90 %.4f ms  mean %.4f ms  std %.4f ms  p90/p50 %.2f  CPU time p50 %.4f ms "
+             "p90 %.4f ms  (%d runs after %d warm-up, %d thread(s), %s, %s)", variant, runtime, row["latency_ms_p50"],
+             row["latency_ms_p90"], row["latency_ms_mean"], row["latency_ms_std"], row["p90_over_p50"],
+             row["cpu_ms_p50"], row["cpu_ms_p90"], row["runs"], warmup, threads, row["executed"], policy)
     return ordered
 
 
@@ -362,8 +409,8 @@ def write_result(path, row: dict, times_ms=None) -> None:
 
 
 def run_rule(variant: str, runtime: str, weights, onnx, out_json, runs: int, warmup: int, threads: int,
-             pin: bool = True, onnx_info=None) -> dict:
+             pin: bool = True, onnx_info=None, realtime: bool = False) -> dict:
     row = benchmark(variant, runtime, weights, onnx, runs=runs, warmup=warmup, threads=threads, pin=pin,
-                    onnx_info=onnx_info)
+                    onnx_info=onnx_info, realtime=realtime)
     write_result(out_json, row)
     return row

@@ -73,9 +73,12 @@ def protocol_lines(df: pd.DataFrame, jetson_status: dict | None = None) -> list[
             threads = r.get("threads")
             threads = "all cores" if threads is None or (isinstance(threads, float) and math.isnan(threads)) \
                 else f"{int(threads)} thread(s)"
+            sched = ""
+            if isinstance(r.get("scheduling"), str) and r["scheduling"]:
+                sched = f", scheduling {', '.join(dict.fromkeys(str(x) for x in sub['scheduling'].dropna()))}"
             lines.append(f"Latency on {dev}: {where}; batch 1, {int(r['warmup'])} warm-up runs then "
-                         f"{int(r['runs'])} timed runs, {threads}; runtimes {runtimes}. p50/p90 are percentiles "
-                         f"of the per-run times, std is over the same runs.")
+                         f"{int(r['runs'])} timed runs, {threads}{sched}; runtimes {runtimes}. p50/p90 are "
+                         f"percentiles of the per-run times, std is over the same runs.")
     if jetson_status is not None:
         status = jetson_status.get("status", "")
         if status != "ok":
