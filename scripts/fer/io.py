@@ -72,8 +72,10 @@ def write_json(path, obj) -> None:
 
 
 def save_torch(path, obj) -> None:
-    with atomic_path(path, clean=True) as tmp:
-        torch.save(obj, tmp)
+    # through a file handle: torch.save names the zip archive after a path it is given (here the random
+    # temporary name), so the same tensors would give different bytes; a handle gives the fixed name "archive"
+    with atomic_path(path, clean=True) as tmp, open(tmp, "wb") as fh:
+        torch.save(obj, fh)
 
 
 def load_torch(path):

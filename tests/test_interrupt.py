@@ -1,0 +1,202 @@
+"""An interrupted run: Ctrl-C and then SIGKILL in the middle of a training job, then the README's command again.
+
+The rerun must finish, resume training from the per-epoch checkpoint (results/checkpoints/<variant>.pt), leave
+no half-written file behind (every file loads, no *.part left over) and give the same weights and training
+history as a run that was never interrupted.
+
+Two interruptions of the same training job: first a hard kill (SIGKILL of snakemake and its jobs, as after a
+power loss; snakemake's lock stays behind and `snakemake --unlock` releases it, as its own message says), then
+Ctrl-C (SIGINT to snakemake and its jobs) followed by SIGKILL for anything still running.
+
+The config is tests/config/tiny.yaml with a longer teacher (tiny model, many epochs), so that the kills land
+in the middle of training; only the teacher's outputs are built, to keep the test short.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from conftest import REPO, TINY_CONFIG, copy_workflow
+from fer import config as fer_config
+from fer import provenance, training
+
+EPOCHS = 16
+KILL_AFTER_EPOCH = 3
+TARGET = "weights/teacher.pt"
+TIMING_COLUMNS = ("seconds", "images_per_s")  # wall-clock figures: machine-dependent, never compared
+
+
+def _config(path: Path) -> Path:
+    cfg = yaml.safe_load(TINY_CONFIG.read_text())
+    cfg["train"]["teacher"]["epochs"] = EPOCHS
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _readme_command(configfile: Path) -> list[str]:
+    """The README's command (`snakemake --cores all --configfile ...`) with the teacher as the only target.
+    No --rerun-incomplete: profiles/default (the workflow profile) sets it."""
+    return [sys.executable, "-m", "snakemake", TARGET, "--cores", "all", "--configfile", str(configfile)]
+
+
+def _env() -> dict:
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def _epochs_logged(log: Path) -> int:
+    if not log.exists():
+        return 0
+    done = re.findall(rf"teacher epoch (\d+)/{EPOCHS}", log.read_text(errors="replace"))
+    return max(map(int, done), default=0)
+
+
+def _history(path: Path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in csv.DictReader(fh)]
+
+
+def _assert_everything_loads(wd: Path) -> None:
+    """No half-written file: every file the workflow wrote opens as what its name says."""
+    from PIL import Image
+
+    for root in (wd / "results", wd / "weights"):
+        for p in root.rglob("*"):
+            if not p.is_file() or p.name.startswith(".") or "synthetic" in p.parts or "logs" in p.parts:
+                continue
+            if p.suffix == ".pt":
+                torch.load(p, map_location="cpu", weights_only=True)
+            elif p.suffix == ".json":
+                json.loads(p.read_text())
+            elif p.suffix == ".csv":
+                with open(p, newline="") as fh:
+                    rows = list(csv.reader(fh))
+                assert rows and all(len(r) == len(rows[0]) for r in rows), p
+            elif p.suffix == ".png":
+                with Image.open(p) as im:
+                    im.load()
+
+
+def _start(cmd, wd: Path, out: Path) -> subprocess.Popen:
+    """Start ``cmd`` in its own process group (a terminal's foreground job: snakemake and its jobs)."""
+    return subprocess.Popen(cmd, cwd=wd, stdout=open(out, "w"), stderr=subprocess.STDOUT, env=_env(),
+                            start_new_session=True)
+
+
+def _wait_for_epoch(proc: subprocess.Popen, log: Path, epoch: int, out: Path) -> None:
+    deadline = time.monotonic() + 300
+    while _epochs_logged(log) < epoch:
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended before epoch {epoch}, so it could not be interrupted:\n"
+                        + out.read_text()[-3000:])
+        assert time.monotonic() < deadline, f"training did not reach epoch {epoch} in time"
+        time.sleep(0.05)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(60)
+
+
+def test_interrupted_training_resumes_and_matches_an_uninterrupted_run(tmp_path):
+    wd = copy_workflow(tmp_path / "wf")
+    cfg = _config(tmp_path / "long_teacher.yaml")
+    cmd = _readme_command(cfg)
+    log = wd / "results" / "logs" / "train_teacher.log"
+    checkpoint = wd / "results" / "checkpoints" / "teacher.pt"
+    lock_dir = wd / ".snakemake" / "locks"
+
+    # 1. hard kill in the middle of train_teacher (kill -9 of snakemake and its jobs, as after a power loss)
+    out1 = tmp_path / "run1.txt"
+    proc = _start(cmd, wd, out1)
+    try:
+        _wait_for_epoch(proc, log, KILL_AFTER_EPOCH, out1)
+    finally:
+        _kill_group(proc)
+    first_kill = _epochs_logged(log)
+    assert first_kill < EPOCHS, f"training finished ({first_kill}/{EPOCHS} epochs) before the kill"
+    assert not (wd / TARGET).exists(), "the teacher's weights exist although its job was killed"
+    ck = torch.load(checkpoint, map_location="cpu", weights_only=True)  # written atomically: it loads
+    assert KILL_AFTER_EPOCH - 1 <= ck["epoch"] < EPOCHS - 1
+    _assert_everything_loads(wd)
+    # snakemake had no chance to release its lock: `snakemake --unlock` (what its own message says) first
+    assert any(lock_dir.glob("*.lock"))
+    unlock = subprocess.run(cmd + ["--unlock"], cwd=wd, capture_output=True, text=True, env=_env(), timeout=300)
+    assert unlock.returncode == 0, (unlock.stdout + unlock.stderr)[-3000:]
+
+    # 2. the README's command again, interrupted like Ctrl-C in a terminal (SIGINT to snakemake and its
+    #    jobs), then SIGKILL for anything still running
+    out2 = tmp_path / "run2.txt"
+    proc = _start(cmd, wd, out2)
+    try:
+        _wait_for_epoch(proc, log, first_kill + 2, out2)
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            pass
+    finally:
+        _kill_group(proc)
+    second_kill = _epochs_logged(log)
+    assert "resuming after epoch" in log.read_text()
+    assert second_kill < EPOCHS, f"training finished ({second_kill}/{EPOCHS} epochs) before the kill"
+    assert not (wd / TARGET).exists()
+    assert not any(lock_dir.glob("*.lock")), "snakemake kept its lock after Ctrl-C"
+    _assert_everything_loads(wd)
+
+    # 3. the README's command once more: finishes, resuming from the checkpoint (Snakemake 9 needs
+    #    --rerun-incomplete for the outputs it marked incomplete: profiles/default sets it)
+    proc = subprocess.run(cmd, cwd=wd, capture_output=True, text=True, env=_env(), timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    text = log.read_text()
+    m = re.search(r"teacher: resuming after epoch (\d+)", text)
+    assert m, text[-3000:]
+    assert int(m.group(1)) >= first_kill + 2
+    assert f"teacher epoch 1/{EPOCHS} " not in text  # the finished epochs were not trained again
+    assert f"teacher epoch {EPOCHS}/{EPOCHS} " in text
+    assert not checkpoint.exists()  # removed once the job completed
+    leftovers = [str(p.relative_to(wd)) for p in wd.rglob("*.part")]
+    assert leftovers == []
+    _assert_everything_loads(wd)
+
+    # 3. an uninterrupted run of the same job (same code, data file, params and thread count) gives the same
+    #    weights and history
+    config = fer_config.validate(_merge_into_defaults(cfg), REPO / "config" / "schema.yaml", wd)
+    ref = tmp_path / "reference"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(min(int(config["threads"]), os.cpu_count() or 1))
+    try:
+        training.train_rule(variant="teacher", dataset=wd / "results" / "data" / "dataset.pt", teacher=None,
+                            arch=config["models"]["teacher"], hp=config["train"]["teacher"], kd=None,
+                            augment=config["augment"], seed=config["seed"], checkpoint=ref / "checkpoint.pt",
+                            out_weights=ref / "teacher.pt", out_history=ref / "teacher.csv",
+                            out_plot=ref / "teacher.png")
+    finally:
+        torch.set_num_threads(threads)
+    assert provenance.state_dict_sha256(wd / TARGET) == provenance.state_dict_sha256(ref / "teacher.pt")
+    assert _history(wd / "results" / "training" / "teacher.csv") == _history(ref / "teacher.csv")
+    assert len(_history(ref / "teacher.csv")) == EPOCHS
+
+
+def _merge_into_defaults(cfg_path: Path) -> dict:
+    """config/config.yaml with the test config over it, as Snakemake merges --configfile."""
+    def merge(a, b):
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        return out
+
+    return merge(yaml.safe_load((REPO / "config" / "config.yaml").read_text()), yaml.safe_load(cfg_path.read_text()))
