@@ -159,3 +159,33 @@ def test_bad_bit_width_is_refused():
         quant.QuantFERNet(ARCH, 1, 8)
     with pytest.raises(ValueError, match="bit width"):
         quant.QuantFERNet(ARCH, 8, 32)
+
+
+@pytest.mark.parametrize("settings,name", [
+    ({"quantize": {"act_bits": 2}}, "act_bits"),
+    ({"quantize": {"qat_bits": [32]}}, "qat_bits"),
+    ({"quantize": {"combined": [{"level": "extreme", "bits": 8}]}}, "level"),
+    ({"export": {"opset": 11}}, "opset"),
+    ({"export": {"qcdq_bits": [16]}}, "qcdq_bits"),
+    ({"prune": {"ratios": {"high": {"conv1": 1.0}}}}, "conv1"),
+    ({"prune": {"ratios": {"high": {"conv4": 0.5}}}}, "conv4"),
+])
+def test_config_rejects_compression_settings_outside_the_allowed_set(settings, name):
+    """(Levels and bit widths of the variants themselves: tests/test_config.py, also through snakemake.)"""
+    import copy
+
+    import yaml
+
+    from conftest import REPO, TINY_CONFIG
+    from fer import config as fer_config
+
+    def merge(a, b):
+        out = copy.deepcopy(a)
+        for k, v in b.items():
+            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+        return out
+
+    base = merge(yaml.safe_load((REPO / "config" / "config.yaml").read_text()), yaml.safe_load(TINY_CONFIG.read_text()))
+    fer_config.validate(copy.deepcopy(base), REPO / "config" / "schema.yaml", REPO)  # the shipped settings pass
+    with pytest.raises(fer_config.ConfigError, match=name):
+        fer_config.validate(merge(base, settings), REPO / "config" / "schema.yaml", REPO)
