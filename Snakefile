@@ -8,11 +8,17 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/compress.smk"
 include: "rules/evaluate.smk"
+include: "rules/benchmark.smk"
+include: "rules/report.smk"
+include: "rules/provenance.smk"
 
 
 rule all:
@@ -29,3 +35,14 @@ rule data:
 rule models:
     input:
         expand("weights/{variant}.pt", variant=base_variants()),
+
+
+rule benchmarks:
+    input:
+        benchmark_files(),
+
+
+rule plots:
+    input:
+        comparison_plots(),
+        "results/report/summary_table.html",

@@ -11,7 +11,9 @@ from fer import variants as fer_variants  # noqa: E402
 try:
     fer_config.validate(config, Path(workflow.basedir) / "config" / "schema.yaml")
 except fer_config.ConfigError as exc:
-    raise WorkflowError(str(exc)) from None
+    # One line naming the key, no traceback, before any job runs.
+    print(f"Config error: {exc}", file=sys.stderr)
+    sys.exit(1)
 
 
 ENV = "../envs/fer.yaml"
@@ -59,10 +61,14 @@ def _bits_choices():
     return [str(b) for b in sorted(set(quant_bits()) | {int(c["bits"]) for c in config["quantize"]["combined"]})] or ["0"]
 
 
+BENCH_RUNTIMES = ("pytorch", "onnxruntime")
+
+
 wildcard_constraints:
     variant="|".join(all_variants()),
     level="|".join(_level_choices()),
     bits="|".join(_bits_choices()),
+    runtime="|".join(BENCH_RUNTIMES),
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -94,12 +100,64 @@ def prepare_data_input(wildcards):
 
 # -------------------------------------------------------------------------------------------- training
 def train_params(role):
-    """Hyper-parameters of one training rule (role: teacher or student)."""
+    """Hyper-parameters of one training job (role: teacher or student)."""
     return config["train"][role]
 
 
 def checkpoint_path(variant):
     return f"results/checkpoints/{variant}.pt"
+
+
+# ------------------------------------------------------------------------------------------ benchmarks
+def exclusive_threads():
+    """Threads a benchmark job reserves: every core this run may use (--cores), so the scheduler starts no
+    other job beside it and latency is measured on an otherwise idle machine (the measurement itself uses
+    benchmark.threads). With no core limit (cluster executors) it asks for benchmark.threads; the SLURM
+    profile asks for a whole node (--exclusive) instead."""
+    try:
+        cores = workflow.cores
+    except WorkflowError:
+        cores = None
+    if not isinstance(cores, int) or cores <= 0 or cores >= 2**31:
+        return config["benchmark"]["threads"]
+    return cores
+
+
+def benchmark_input(wildcards):
+    """The checkpoint (PyTorch eager, and the reference for the ONNX output check) and, for onnxruntime, the
+    exported graph."""
+    files = {"weights": f"weights/{wildcards.variant}.pt"}
+    if wildcards.runtime == "onnxruntime":
+        files["onnx"] = f"results/onnx/{wildcards.variant}.onnx"
+        files["info"] = f"results/onnx/{wildcards.variant}.json"
+    return files
+
+
+def jetson_input(wildcards):
+    """Every variant's ONNX graph when a Jetson host is set; nothing when the benchmark is skipped."""
+    if not config["jetson"]["host"]:
+        return {}
+    return {"onnx": expand("results/onnx/{variant}.onnx", variant=all_variants())}
+
+
+def benchmark_files():
+    """Local results (one per variant and runtime) and the Jetson table (zero rows when skipped)."""
+    return [
+        *expand(
+            "results/benchmarks/{variant}_{runtime}.json",
+            variant=all_variants(),
+            runtime=config["benchmark"]["runtimes"],
+        ),
+        "results/benchmarks/jetson.json",
+    ]
+
+
+# -------------------------------------------------------------------------------------------- report
+COMPARISON_PLOTS = ("teacher_student", "pruning", "quantization", "total")
+
+
+def comparison_plots():
+    return expand("results/plots/{name}_comparison.png", name=COMPARISON_PLOTS)
 
 
 # ----------------------------------------------------------------------------------------- compression
@@ -121,7 +179,15 @@ def metrics_files():
 def all_targets():
     return [
         "results/summary.csv",
+        "results/report/summary_table.html",
+        *comparison_plots(),
         *expand("results/plots/confusion/{variant}.png", variant=all_variants()),
         *expand("results/plots/training/{variant}.png", variant=base_variants()),
         *onnx_files(),
+        "results/provenance.json",
     ]
+
+
+def provenance_inputs():
+    """Every final target except results/provenance.json itself (rule provenance walks back from them)."""
+    return [f for f in all_targets() if f != "results/provenance.json"]

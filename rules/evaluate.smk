@@ -4,7 +4,12 @@ rule evaluate:
         dataset="results/data/dataset.pt",
     output:
         metrics="results/metrics/{variant}.json",
-        confusion="results/plots/confusion/{variant}.png",
+        confusion=report(
+            "results/plots/confusion/{variant}.png",
+            caption="../report/confusion.rst",
+            category="2. Confusion matrices",
+            labels={"variant": "{variant}"},
+        ),
     log:
         f"{LOGS}/evaluate_{{variant}}.log",
     threads: 1
@@ -20,6 +25,7 @@ rule evaluate:
 rule summary:
     input:
         metrics=metrics_files(),
+        benchmarks=benchmark_files(),
     output:
         summary="results/summary.csv",
     log:
