@@ -37,14 +37,7 @@ log = logging.getLogger("fer")
 RUNTIMES = ("pytorch", "onnxruntime")
 DEVICE = "local-cpu"
 
-# Same leading columns as fer.jetson.COLUMNS, so both kinds of rows land in the same table.
-ROW_COLUMNS = ["variant", "runtime", "device", "precision", "latency_ms_p50", "latency_ms_p90", "latency_ms_mean",
-               "latency_ms_std", "runs", "warmup", "threads", "note"]
-MACHINE_COLUMNS = ["machine", "machine_cpu", "machine_cores", "machine_arch", "machine_os", "python",
-                   "runtime_version"]
-EXTRA_COLUMNS = ["latency_ms_min", "latency_ms_max", "p90_over_p50", "executed", "max_abs_diff", "cpu_affinity",
-                 "export_format", "load_avg_1m", "cpu_ms_p50", "cpu_ms_p90", "scheduling"]
-COLUMNS = ROW_COLUMNS + MACHINE_COLUMNS + EXTRA_COLUMNS
+from .columns import COLUMNS, EXTRA_COLUMNS, MACHINE_COLUMNS, ROW_COLUMNS  # noqa: E402,F401
 
 # onnxruntime kernels that compute in integers (after its Q/DQ fusion passes).
 INT_KERNELS = {"QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "QGemm", "QLinearAdd",

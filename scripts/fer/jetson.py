@@ -56,14 +56,7 @@ DEFAULTS = {
 }
 RUNTIME_CHOICES = ("auto", "onnxruntime-cpu", "onnxruntime-cuda", "tensorrt-fp32", "tensorrt-fp16")
 
-# Same columns as the local benchmark rows; the machine columns describe where the figures were measured.
-ROW_COLUMNS = ["variant", "runtime", "device", "precision", "latency_ms_p50", "latency_ms_p90", "latency_ms_mean",
-               "latency_ms_std", "runs", "warmup", "threads", "note"]
-MACHINE_COLUMNS = ["machine", "machine_cpu", "machine_cores", "machine_arch", "machine_os", "python",
-                   "runtime_version"]
-# As fer.bench.EXTRA_COLUMNS; max_abs_diff and cpu_affinity stay empty for device rows.
-EXTRA_COLUMNS = ["latency_ms_min", "latency_ms_max", "p90_over_p50", "executed", "max_abs_diff", "cpu_affinity"]
-COLUMNS = ROW_COLUMNS + MACHINE_COLUMNS + EXTRA_COLUMNS
+from .columns import COLUMNS, EXTRA_COLUMNS, MACHINE_COLUMNS, ROW_COLUMNS  # noqa: E402,F401
 INT_KERNEL_PREFIXES = ("QLinear", "ConvInteger", "MatMulInteger", "QGemm", "DynamicQuantize")
 
 # Device script exit codes (see jetson_device_bench.py).
