@@ -149,7 +149,7 @@ def main(argv=None) -> dict:
     print(f"  {n_images} images in {faces}")
 
     # 2. the prepare_data rule through Snakemake, reading the folder
-    if wf.exists() and not a.reuse:
+    if "prepare_data" in steps and wf.exists() and not a.reuse:
         shutil.rmtree(wf)
     copy_workflow(wf)
     cfg = {"data": {"source": "folder", "path": str(faces)}, "threads": a.threads}
@@ -161,6 +161,9 @@ def main(argv=None) -> dict:
                      wf, out / "prepare_data.log", env)
         report["steps"].append(r)
         save(report, out)
+    if not any(s.startswith("train_") for s in steps):
+        save(report, out)
+        return report
     if not dataset.is_file():
         raise SystemExit(f"{dataset} is missing: run the prepare_data step first")
 
