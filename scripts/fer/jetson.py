@@ -519,8 +519,11 @@ def to_rows(raw: dict, entries: list[dict]) -> list[dict]:
             "latency_ms_min": r.get("latency_ms_min"), "latency_ms_max": r.get("latency_ms_max"),
             "p90_over_p50": r.get("p90_over_p50"), "executed": executed, "max_abs_diff": None,
             "cpu_affinity": "",
+            # local-only measurements (export format from the sidecar, load, CPU time, scheduling): not taken
+            "export_format": entry.get("format"), "load_avg_1m": None, "cpu_ms_p50": None, "cpu_ms_p90": None,
+            "scheduling": "",
         }
-        rows.append(row)
+        rows.append({k: row.get(k) for k in COLUMNS})
     return rows
 
 
