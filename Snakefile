@@ -37,6 +37,16 @@ rule models:
         expand("weights/{variant}.pt", variant=base_variants()),
 
 
+rule compress:
+    input:
+        expand("weights/{variant}.pt", variant=compressed_variants()),
+
+
+rule onnx:
+    input:
+        onnx_files(),
+
+
 rule benchmarks:
     input:
         benchmark_files(),
