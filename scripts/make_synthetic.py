@@ -59,9 +59,9 @@ def from_snakemake(smk) -> dict:
         stats = run(smk.output[0], cfg, progress=None)
         if "stats" in smk.output.keys():
             synthetic.write_stats(smk.output.stats, stats)
-        from fer import provenance
+        from fer import rule
 
-        provenance.record_job(smk)
+        rule.record_provenance(smk, log)
         return stats
     except Exception:
         log.exception("synthetic data generation failed")

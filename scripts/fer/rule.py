@@ -20,7 +20,7 @@ def run(snakemake, main) -> None:
 
         torch.set_num_threads(max(1, int(snakemake.threads)))
         main(snakemake, logger)
-        _record_provenance(snakemake, logger)
+        record_provenance(snakemake, logger)
     except FERError as exc:
         logger.error("%s", exc)
         sys.exit(1)
@@ -29,7 +29,7 @@ def run(snakemake, main) -> None:
         sys.exit(1)
 
 
-def _record_provenance(snakemake, logger) -> None:
+def record_provenance(snakemake, logger) -> None:
     """The job record behind results/provenance.json (fer.provenance); never fails the job."""
     try:
         from . import provenance
