@@ -398,6 +398,18 @@ def load_prepared(path) -> dict:
     return io.load_torch(path)
 
 
+def train_val(path) -> tuple[dict, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(dataset, train_x, train_y, val_x, val_y)`` of a prepared dataset, for the training rules;
+    :class:`DataError` if the train or validation split is empty."""
+    ds = load_prepared(path)
+    tx, ty = subset(ds, "train")
+    vx, vy = subset(ds, "val")
+    if len(tx) == 0 or len(vx) == 0:
+        raise DataError(f"{path}: the train and validation splits must not be empty (train {len(tx)}, "
+                        f"val {len(vx)}); use more subjects or other split fractions")
+    return ds, tx, ty, vx, vy
+
+
 def subset(ds: dict, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     m = ds["split"] == SPLITS.index(split)
     return ds["images"][m], ds["labels"][m]

@@ -153,12 +153,7 @@ def prune_rule(*, level: str, ratios: dict, student, teacher, dataset, finetune:
     from .training import _file_digest
 
     variant = variant or f"pr_kd_{level}"
-    ds = data.load_prepared(dataset)
-    tx, ty = data.subset(ds, "train")
-    vx, vy = data.subset(ds, "val")
-    if len(tx) == 0 or len(vx) == 0:
-        raise FERError(f"{dataset}: the train and validation splits must not be empty (train {len(tx)}, "
-                       f"val {len(vx)})")
+    _, tx, ty, vx, vy = data.train_val(dataset)
     train.set_seed(seed)
     model = variants.load_model(student)
     if not isinstance(model, models.FERNet):

@@ -31,14 +31,7 @@ def write_history(history: list[dict], path) -> None:
 
 def train_rule(*, variant: str, dataset, teacher, arch: dict, hp: dict, kd: dict | None, augment: dict, seed: int,
                checkpoint, out_weights, out_history, out_plot) -> dict:
-    ds = data.load_prepared(dataset)
-    tx, ty = data.subset(ds, "train")
-    vx, vy = data.subset(ds, "val")
-    if len(tx) == 0 or len(vx) == 0:
-        from .errors import FERError
-
-        raise FERError(f"{dataset}: the train and validation splits must not be empty (train {len(tx)}, "
-                       f"val {len(vx)}); use more subjects or other split fractions")
+    _, tx, ty, vx, vy = data.train_val(dataset)
     train.set_seed(seed)
     model = models.FERNet(**arch)
     teacher_model = variants.load_model(teacher) if teacher else None
