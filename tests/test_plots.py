@@ -8,7 +8,6 @@ import re
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import pytest
 
 from conftest import snakemake
 from fer import plots, report

@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from . import data, io, metrics, models, plots, size, train, variants
 

@@ -6,7 +6,6 @@ import hashlib
 import logging
 from pathlib import Path
 
-import torch
 
 from . import data, io, models, plots, train, variants
 
