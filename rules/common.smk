@@ -5,7 +5,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 from fer import config as fer_config  # noqa: E402
-from fer import variants as fer_variants  # noqa: E402
 
 
 try:
