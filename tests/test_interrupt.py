@@ -54,13 +54,6 @@ def _env() -> dict:
     return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
-def _epochs_logged(log: Path) -> int:
-    if not log.exists():
-        return 0
-    done = re.findall(rf"teacher epoch (\d+)/{EPOCHS}", log.read_text(errors="replace"))
-    return max(map(int, done), default=0)
-
-
 def _history(path: Path) -> list[dict]:
     with open(path, newline="") as fh:
         return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in csv.DictReader(fh)]
@@ -93,13 +86,26 @@ def _start(cmd, wd: Path, out: Path) -> subprocess.Popen:
                             start_new_session=True)
 
 
-def _wait_for_epoch(proc: subprocess.Popen, log: Path, epoch: int, out: Path) -> None:
+def _saved_epochs(checkpoint: Path) -> int:
+    """Epochs the per-epoch checkpoint on disk holds (0 when there is none yet). The file is replaced
+    atomically, so every read sees a whole checkpoint."""
+    if not checkpoint.is_file():
+        return 0
+    try:
+        return int(torch.load(checkpoint, map_location="cpu", weights_only=True)["epoch"]) + 1
+    except FileNotFoundError:  # replaced between the check and the open: there is a newer one
+        return _saved_epochs(checkpoint)
+
+
+def _wait_for_saved_epoch(proc: subprocess.Popen, checkpoint: Path, epochs: int, out: Path) -> None:
+    """Wait until the checkpoint on disk holds ``epochs`` finished epochs. The log line of an epoch comes
+    before its checkpoint is written, so waiting for the log would race the save."""
     deadline = time.monotonic() + 300
-    while _epochs_logged(log) < epoch:
+    while _saved_epochs(checkpoint) < epochs:
         if proc.poll() is not None:
-            pytest.fail(f"the run ended before epoch {epoch}, so it could not be interrupted:\n"
+            pytest.fail(f"the run ended before epoch {epochs} was saved, so it could not be interrupted:\n"
                         + out.read_text()[-3000:])
-        assert time.monotonic() < deadline, f"training did not reach epoch {epoch} in time"
+        assert time.monotonic() < deadline, f"training did not save epoch {epochs} in time"
         time.sleep(0.05)
 
 
@@ -123,14 +129,13 @@ def test_interrupted_training_resumes_and_matches_an_uninterrupted_run(tmp_path)
     out1 = tmp_path / "run1.txt"
     proc = _start(cmd, wd, out1)
     try:
-        _wait_for_epoch(proc, log, KILL_AFTER_EPOCH, out1)
+        _wait_for_saved_epoch(proc, checkpoint, KILL_AFTER_EPOCH, out1)
     finally:
         _kill_group(proc)
-    first_kill = _epochs_logged(log)
-    assert first_kill < EPOCHS, f"training finished ({first_kill}/{EPOCHS} epochs) before the kill"
+    # what is on disk after the kill (a later epoch may have been saved between the poll and the kill)
+    first_saved = _saved_epochs(checkpoint)  # the checkpoint is written atomically: it loads
+    assert KILL_AFTER_EPOCH <= first_saved < EPOCHS, f"{first_saved}/{EPOCHS} epochs saved at the kill"
     assert not (wd / TARGET).exists(), "the teacher's weights exist although its job was killed"
-    ck = torch.load(checkpoint, map_location="cpu", weights_only=True)  # written atomically: it loads
-    assert KILL_AFTER_EPOCH - 1 <= ck["epoch"] < EPOCHS - 1
     _assert_everything_loads(wd)
     # snakemake had no chance to release its lock: `snakemake --unlock` (what its own message says) first
     assert any(lock_dir.glob("*.lock"))
@@ -142,7 +147,7 @@ def test_interrupted_training_resumes_and_matches_an_uninterrupted_run(tmp_path)
     out2 = tmp_path / "run2.txt"
     proc = _start(cmd, wd, out2)
     try:
-        _wait_for_epoch(proc, log, first_kill + 2, out2)
+        _wait_for_saved_epoch(proc, checkpoint, first_saved + 2, out2)
         os.killpg(proc.pid, signal.SIGINT)
         try:
             proc.wait(60)
@@ -150,9 +155,10 @@ def test_interrupted_training_resumes_and_matches_an_uninterrupted_run(tmp_path)
             pass
     finally:
         _kill_group(proc)
-    second_kill = _epochs_logged(log)
-    assert "resuming after epoch" in log.read_text()
-    assert second_kill < EPOCHS, f"training finished ({second_kill}/{EPOCHS} epochs) before the kill"
+    # the rerun resumed from exactly what the first kill left on disk
+    assert f"teacher: resuming after epoch {first_saved} " in log.read_text(), log.read_text()[-3000:]
+    second_saved = _saved_epochs(checkpoint)
+    assert first_saved + 2 <= second_saved < EPOCHS, f"{second_saved}/{EPOCHS} epochs saved at Ctrl-C"
     assert not (wd / TARGET).exists()
     assert not any(lock_dir.glob("*.lock")), "snakemake kept its lock after Ctrl-C"
     _assert_everything_loads(wd)
@@ -162,9 +168,10 @@ def test_interrupted_training_resumes_and_matches_an_uninterrupted_run(tmp_path)
     proc = subprocess.run(cmd, cwd=wd, capture_output=True, text=True, env=_env(), timeout=600)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     text = log.read_text()
-    m = re.search(r"teacher: resuming after epoch (\d+)", text)
-    assert m, text[-3000:]
-    assert int(m.group(1)) >= first_kill + 2
+    # resumed from the last *saved* epoch: not one before it (work lost), not one after it (a skipped epoch)
+    assert re.findall(r"teacher: resuming after epoch (\d+)", text) == [str(second_saved)], text[-3000:]
+    assert f"teacher epoch {second_saved}/{EPOCHS} " not in text
+    assert f"teacher epoch {second_saved + 1}/{EPOCHS} " in text
     assert f"teacher epoch 1/{EPOCHS} " not in text  # the finished epochs were not trained again
     assert f"teacher epoch {EPOCHS}/{EPOCHS} " in text
     assert not checkpoint.exists()  # removed once the job completed
