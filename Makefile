@@ -4,25 +4,29 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CORES  ?= all
 
-.PHONY: install demo test lint dryrun report clean-results
+.PHONY: install demo test lint dryrun clean-results
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+# the pinned packages, then the library itself (scripts/fer, editable: no sys.path tricks anywhere)
+$(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -r requirements.txt
+	$(BIN)/pip install --no-build-isolation --no-deps -e .
 	touch $@
 
 ## the whole DAG on built-in synthetic faces
 demo: install
 	$(BIN)/snakemake --cores $(CORES) --configfile config/demo.yaml
 
-## the test suite (.ci/run calls this)
-test: install
+## linters and the test suite (.ci/run calls this)
+test: install lint
 	$(BIN)/python -m pytest -q tests
 
+## ruff (Python) and snakefmt (Snakefile and rules/)
 lint: install
-	$(BIN)/snakemake --lint --configfile config/demo.yaml
+	$(BIN)/ruff check .
+	$(BIN)/snakefmt --check Snakefile rules
 
 dryrun: install
 	$(BIN)/snakemake -n --configfile config/demo.yaml

@@ -16,20 +16,16 @@ rule benchmark:
         unpack(benchmark_input),
     output:
         json="results/benchmarks/{variant}_{runtime}.json",
-    params:
-        runs=config["benchmark"]["runs"],
-        warmup=config["benchmark"]["warmup"],
-        threads=config["benchmark"]["threads"],
-        pin=config["benchmark"]["pin"],
-        realtime=config["benchmark"]["realtime"],
     log:
         f"{LOGS}/benchmark_{{variant}}_{{runtime}}.log",
+    conda:
+        ENV
     threads: exclusive_threads()
     resources:
         mem_mb=2000,
         runtime=20,
-    conda:
-        ENV
+    params:
+        benchmark=config["benchmark"],
     script:
         "../scripts/benchmark.py"
 
@@ -40,15 +36,15 @@ rule benchmark_jetson:
     output:
         csv="results/benchmarks/jetson.csv",
         json="results/benchmarks/jetson.json",
-    params:
-        jetson=config["jetson"],
     log:
         f"{LOGS}/benchmark_jetson.log",
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=int(config["jetson"]["timeout"] // 60) + 10,
-    conda:
-        ENV
+    params:
+        jetson=config["jetson"],
     script:
         "../scripts/benchmark_jetson.py"

@@ -1,15 +1,14 @@
 # Python that serves the rules: config validation, variant lists, input functions, wildcard constraints.
+# The library (scripts/fer) is installed into the environment that runs Snakemake (`make install`: pip -e .).
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
-
-from fer import config as fer_config  # noqa: E402
-
+from fer import config as fer_config
+from fer.errors import ConfigError
 
 try:
     fer_config.validate(config, Path(workflow.basedir) / "config" / "schema.yaml")
-except fer_config.ConfigError as exc:
+except ConfigError as exc:
     # One line naming the key, no traceback, before any job runs.
     print(f"Config error: {exc}", file=sys.stderr)
     sys.exit(1)
@@ -35,7 +34,10 @@ def quant_bits():
 
 def combined_variants():
     """ptq_pr_kd_<level>_<bits>: a pruned level, then quantized (config quantize.combined)."""
-    return [f"ptq_pr_kd_{c['level']}_{int(c['bits'])}" for c in config["quantize"]["combined"]]
+    return [
+        f"ptq_pr_kd_{c['level']}_{int(c['bits'])}"
+        for c in config["quantize"]["combined"]
+    ]
 
 
 def compressed_variants():
@@ -48,16 +50,25 @@ def compressed_variants():
 
 def all_variants():
     """Every variant the config asks for; the evaluate and benchmark rules run once per variant."""
-    return base_variants() + [v for v in compressed_variants() if v not in base_variants()]
+    return base_variants() + [
+        v for v in compressed_variants() if v not in base_variants()
+    ]
 
 
 def _level_choices():
     # every level a job may be asked for: the pruned variants and the bases of the combined ones
-    return sorted(set(prune_levels()) | {c["level"] for c in config["quantize"]["combined"]}) or ["none"]
+    return sorted(
+        set(prune_levels()) | {c["level"] for c in config["quantize"]["combined"]}
+    ) or ["none"]
 
 
 def _bits_choices():
-    return [str(b) for b in sorted(set(quant_bits()) | {int(c["bits"]) for c in config["quantize"]["combined"]})] or ["0"]
+    return [
+        str(b)
+        for b in sorted(
+            set(quant_bits()) | {int(c["bits"]) for c in config["quantize"]["combined"]}
+        )
+    ] or ["0"]
 
 
 BENCH_RUNTIMES = ("pytorch", "onnxruntime")
@@ -72,7 +83,11 @@ wildcard_constraints:
 
 # ------------------------------------------------------------------------------------------------ data
 def data_root():
-    return "results/synthetic" if config["data"]["source"] == "synthetic" else config["data"]["path"]
+    return (
+        "results/synthetic"
+        if config["data"]["source"] == "synthetic"
+        else config["data"]["path"]
+    )
 
 
 def _image_files(root):
@@ -162,12 +177,18 @@ def comparison_plots():
 # ----------------------------------------------------------------------------------------- compression
 def quant_method(bits):
     """ptq (calibration + bias correction) or qat (then fine-tuning) for a bit width (quantize.qat_bits)."""
-    return "qat" if int(bits) in {int(b) for b in config["quantize"]["qat_bits"]} else "ptq"
+    return (
+        "qat"
+        if int(bits) in {int(b) for b in config["quantize"]["qat_bits"]}
+        else "ptq"
+    )
 
 
 def onnx_files():
     """Every variant's ONNX graph and its JSON sidecar (format: float | qcdq | fake-quant, parity)."""
-    return expand("results/onnx/{variant}.{ext}", variant=all_variants(), ext=("onnx", "json"))
+    return expand(
+        "results/onnx/{variant}.{ext}", variant=all_variants(), ext=("onnx", "json")
+    )
 
 
 # -------------------------------------------------------------------------------------------- targets

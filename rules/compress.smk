@@ -10,6 +10,14 @@ rule prune_student:
         dataset="results/data/dataset.pt",
     output:
         weights="weights/pr_kd_{level}.pt",
+    log:
+        f"{LOGS}/prune_student_{{level}}.log",
+    conda:
+        ENV
+    threads: config["threads"]
+    resources:
+        mem_mb=3000,
+        runtime=30,
     params:
         level="{level}",
         ratios=lambda wc: config["prune"]["ratios"][wc.level],
@@ -18,14 +26,6 @@ rule prune_student:
         augment=config["augment"],
         seed=config["seed"],
         checkpoint=lambda wc: checkpoint_path(f"pr_kd_{wc.level}"),
-    log:
-        f"{LOGS}/prune_student_{{level}}.log",
-    threads: config["threads"]
-    resources:
-        mem_mb=3000,
-        runtime=30,
-    conda:
-        ENV
     script:
         "../scripts/prune_student.py"
 
@@ -37,6 +37,14 @@ rule quantize_student:
         dataset="results/data/dataset.pt",
     output:
         weights="weights/ptq_kd_{bits}.pt",
+    log:
+        f"{LOGS}/quantize_student_{{bits}}.log",
+    conda:
+        ENV
+    threads: config["threads"]
+    resources:
+        mem_mb=3000,
+        runtime=30,
     params:
         variant="ptq_kd_{bits}",
         base="kd",
@@ -49,25 +57,19 @@ rule quantize_student:
         augment=config["augment"],
         seed=config["seed"],
         checkpoint=lambda wc: checkpoint_path(f"ptq_kd_{wc.bits}"),
-    log:
-        f"{LOGS}/quantize_student_{{bits}}.log",
-    threads: config["threads"]
-    resources:
-        mem_mb=3000,
-        runtime=30,
-    conda:
-        ENV
     script:
         "../scripts/quantize_student.py"
 
 
-rule quantize_pruned:
+use rule quantize_student as quantize_pruned with:
     input:
         source="weights/pr_kd_{level}.pt",
         teacher="weights/teacher.pt",
         dataset="results/data/dataset.pt",
     output:
         weights="weights/ptq_pr_kd_{level}_{bits}.pt",
+    log:
+        f"{LOGS}/quantize_pruned_{{level}}_{{bits}}.log",
     params:
         variant="ptq_pr_kd_{level}_{bits}",
         base="pr_kd_{level}",
@@ -80,16 +82,6 @@ rule quantize_pruned:
         augment=config["augment"],
         seed=config["seed"],
         checkpoint=lambda wc: checkpoint_path(f"ptq_pr_kd_{wc.level}_{wc.bits}"),
-    log:
-        f"{LOGS}/quantize_pruned_{{level}}_{{bits}}.log",
-    threads: config["threads"]
-    resources:
-        mem_mb=3000,
-        runtime=30,
-    conda:
-        ENV
-    script:
-        "../scripts/quantize_student.py"
 
 
 rule export_onnx:
@@ -99,16 +91,16 @@ rule export_onnx:
     output:
         onnx="results/onnx/{variant}.onnx",
         info="results/onnx/{variant}.json",
-    params:
-        opset=config["export"]["opset"],
-        qcdq_bits=config["export"]["qcdq_bits"],
     log:
         f"{LOGS}/export_onnx_{{variant}}.log",
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        ENV
+    params:
+        opset=config["export"]["opset"],
+        qcdq_bits=config["export"]["qcdq_bits"],
     script:
         "../scripts/export_onnx.py"

@@ -1,21 +1,18 @@
 rule synthesize_faces:
     output:
         faces=directory("results/synthetic"),
-    params:
-        subjects=config["synthetic"]["subjects"],
-        seed=config["synthetic"]["seed"],
-        frames=config["synthetic"]["frames"],
-        jitter=config["synthetic"]["jitter"],
     log:
         f"{LOGS}/synthesize_faces.log",
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=30,
-    conda:
-        ENV
+    params:
+        synthetic=config["synthetic"],
     script:
-        "../scripts/make_synthetic.py"
+        "../scripts/synthesize_faces.py"
 
 
 rule prepare_data:
@@ -24,17 +21,17 @@ rule prepare_data:
     output:
         dataset="results/data/dataset.pt",
         manifest="results/data/manifest.csv",
-    params:
-        root=data_root(),
-        test_root=config["data"]["test_path"],
-        split=config["data"]["split"],
     log:
         f"{LOGS}/prepare_data.log",
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        ENV
+    params:
+        root=data_root(),
+        test_root=config["data"]["test_path"],
+        split=config["data"]["split"],
     script:
         "../scripts/prepare_data.py"

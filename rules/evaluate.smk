@@ -12,12 +12,12 @@ rule evaluate:
         ),
     log:
         f"{LOGS}/evaluate_{{variant}}.log",
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        ENV
     script:
         "../scripts/evaluate.py"
 
@@ -30,11 +30,11 @@ rule summary:
         summary="results/summary.csv",
     log:
         f"{LOGS}/summary.log",
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        ENV
     script:
-        "../scripts/summarize.py"
+        "../scripts/summary.py"

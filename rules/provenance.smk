@@ -8,15 +8,15 @@ rule provenance:
         provenance_inputs(),
     output:
         provenance="results/provenance.json",
-    params:
-        config=config,
     log:
         f"{LOGS}/provenance.log",
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        ENV
+    params:
+        config=config,
     script:
         "../scripts/provenance.py"

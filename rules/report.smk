@@ -29,16 +29,16 @@ rule plot_comparisons:
             category="1. Comparisons",
             labels={"figure": "all variants (Pareto front)"},
         ),
-    params:
-        pruning={level: config["prune"]["ratios"].get(level, "") for level in prune_levels()},
     log:
         f"{LOGS}/plot_comparisons.log",
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1500,
         runtime=10,
-    conda:
-        ENV
+    params:
+        ratios={level: config["prune"]["ratios"][level] for level in prune_levels()},
     script:
         "../scripts/plot_comparisons.py"
 
@@ -56,11 +56,11 @@ rule summary_table:
         ),
     log:
         f"{LOGS}/summary_table.log",
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        ENV
     script:
         "../scripts/summary_table.py"

@@ -1,3 +1,8 @@
+# Training: the teacher, the KD student (distilled from the teacher) and the scratch student (the ablation:
+# the same student trained without a teacher). Each job resumes from results/checkpoints/<variant>.pt after
+# an interruption.
+
+
 rule train_teacher:
     input:
         dataset="results/data/dataset.pt",
@@ -5,24 +10,22 @@ rule train_teacher:
         weights="weights/teacher.pt",
         history="results/training/teacher.csv",
         curves="results/plots/training/teacher.png",
-    params:
-        variant="teacher",
-        arch=config["models"]["teacher"],
-        hp=train_params("teacher"),
-        kd=None,
-        augment=config["augment"],
-        seed=config["seed"],
-        checkpoint=checkpoint_path("teacher"),
     log:
         f"{LOGS}/train_teacher.log",
+    conda:
+        ENV
     threads: config["threads"]
     resources:
         mem_mb=4000,
         runtime=60,
-    conda:
-        ENV
+    params:
+        arch=config["models"]["teacher"],
+        hp=config["train"]["teacher"],
+        augment=config["augment"],
+        seed=config["seed"],
+        checkpoint=checkpoint_path("teacher"),
     script:
-        "../scripts/train_model.py"
+        "../scripts/train_teacher.py"
 
 
 rule train_student_kd:
@@ -33,48 +36,40 @@ rule train_student_kd:
         weights="weights/kd.pt",
         history="results/training/kd.csv",
         curves="results/plots/training/kd.png",
-    params:
-        variant="kd",
-        arch=config["models"]["student"],
-        hp=train_params("student"),
-        kd=config["kd"],
-        augment=config["augment"],
-        seed=config["seed"],
-        checkpoint=checkpoint_path("kd"),
     log:
         f"{LOGS}/train_student_kd.log",
+    conda:
+        ENV
     threads: config["threads"]
     resources:
         mem_mb=3000,
         runtime=30,
-    conda:
-        ENV
+    params:
+        variant="kd",
+        arch=config["models"]["student"],
+        hp=config["train"]["student"],
+        kd=config["kd"],
+        augment=config["augment"],
+        seed=config["seed"],
+        checkpoint=checkpoint_path("kd"),
     script:
-        "../scripts/train_model.py"
+        "../scripts/train_student.py"
 
 
-rule train_student_scratch:
+use rule train_student_kd as train_student_scratch with:
     input:
         dataset="results/data/dataset.pt",
     output:
         weights="weights/scratch.pt",
         history="results/training/scratch.csv",
         curves="results/plots/training/scratch.png",
+    log:
+        f"{LOGS}/train_student_scratch.log",
     params:
         variant="scratch",
         arch=config["models"]["student"],
-        hp=train_params("student"),
+        hp=config["train"]["student"],
         kd=None,
         augment=config["augment"],
         seed=config["seed"],
         checkpoint=checkpoint_path("scratch"),
-    log:
-        f"{LOGS}/train_student_scratch.log",
-    threads: config["threads"]
-    resources:
-        mem_mb=3000,
-        runtime=30,
-    conda:
-        ENV
-    script:
-        "../scripts/train_model.py"

@@ -1,15 +1,12 @@
-"""Rule evaluate: any variant's weights + the test split -> results/metrics/<variant>.json + confusion plot."""
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from fer import evaluation, rule  # noqa: E402
+"""Rule evaluate: any variant's weights + the test split -> results/metrics/<variant>.json + confusion plot
+(fer.stages.evaluate.evaluate)."""
+from fer.stages.evaluate import evaluate
+from fer.stages.runner import run
 
 
 def main(sm, log):
-    evaluation.evaluate_rule(sm.wildcards.variant, sm.input.weights, sm.input.dataset, sm.output.metrics,
-                             sm.output.confusion)
+    evaluate(variant=sm.wildcards.variant, weights=sm.input.weights, dataset=sm.input.dataset,
+             out_metrics=sm.output.metrics, out_confusion=sm.output.confusion)
 
 
-rule.run(snakemake, main)  # noqa: F821
+run(snakemake, main)  # noqa: F821

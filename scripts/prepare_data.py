@@ -1,16 +1,13 @@
-"""Rule prepare_data: image folder(s) -> results/data/dataset.pt + manifest.csv (subject-independent split)."""
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from fer import data, rule  # noqa: E402
+"""Rule prepare_data: image folder(s) -> results/data/dataset.pt + manifest.csv (fer.stages.data.prepare_data)."""
+from fer.settings import Split
+from fer.stages.data import prepare_data
+from fer.stages.runner import run
 
 
 def main(sm, log):
     p = sm.params
-    log.info("preparing %s%s", p.root, f" (test set: {p.test_root})" if p.test_root else "")
-    data.prepare(p.root, sm.output.dataset, sm.output.manifest, dict(p.split), test_root=p.test_root or None)
+    prepare_data(root=p.root, test_root=p.test_root, split=Split.of(p.split), out_dataset=sm.output.dataset,
+                 out_manifest=sm.output.manifest)
 
 
-rule.run(snakemake, main)  # noqa: F821
+run(snakemake, main)  # noqa: F821

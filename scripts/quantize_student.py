@@ -1,18 +1,17 @@
-"""Rules quantize_student / quantize_pruned: a float student -> brevitas PTQ (+ optional QAT) -> weights/<variant>.pt."""
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from fer import quant, rule  # noqa: E402
+"""Rules quantize_student and quantize_pruned (one rule, `use rule ... with:`): a float student -> brevitas PTQ
+(+ QAT) -> weights/<variant>.pt (fer.stages.compress.quantize_student)."""
+from fer.settings import KD, QAT, Augment, Calibration
+from fer.stages.compress import quantize_student
+from fer.stages.runner import run
 
 
 def main(sm, log):
     p = sm.params
-    quant.quantize_rule(variant=p.variant, bits=int(p.bits), act_bits=p.act_bits, method=p.method,
-                        source=sm.input.source, teacher=sm.input.teacher, dataset=sm.input.dataset,
-                        calibration=dict(p.calibration), qat=dict(p.qat), kd=dict(p.kd), augment=dict(p.augment),
-                        seed=int(p.seed), checkpoint=p.checkpoint, out_weights=sm.output.weights, base=p.base)
+    quantize_student(variant=p.variant, bits=int(p.bits), act_bits=p.act_bits, method=p.method,
+                     source=sm.input.source, teacher=sm.input.teacher, dataset=sm.input.dataset,
+                     calibration=Calibration.of(p.calibration), qat=QAT.of(p.qat), kd=KD.of(p.kd),
+                     augment=Augment.of(p.augment), seed=int(p.seed), checkpoint=p.checkpoint,
+                     out_weights=sm.output.weights, base=p.base)
 
 
-rule.run(snakemake, main)  # noqa: F821
+run(snakemake, main)  # noqa: F821

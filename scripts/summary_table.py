@@ -1,15 +1,11 @@
-"""Rule summary_table: results/summary.csv (+ the Jetson status) -> results/report/summary_table.html."""
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from fer import report, rule  # noqa: E402
+"""Rule summary_table: results/summary.csv (+ the Jetson status) -> results/report/summary_table.html
+(fer.stages.report.summary_table)."""
+from fer.stages.report import summary_table
+from fer.stages.runner import run
 
 
 def main(sm, log):
-    df = report.summary_table_html(sm.input.summary, sm.output.html, sm.input.get("jetson"))
-    log.info("wrote %s: %d rows", sm.output.html, len(df))
+    summary_table(summary=sm.input.summary, jetson=sm.input.jetson, out_html=sm.output.html)
 
 
-rule.run(snakemake, main)  # noqa: F821
+run(snakemake, main)  # noqa: F821

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
 
 TINY_CONFIG = REPO / "tests" / "config" / "tiny.yaml"
 WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "config", "envs", "report", "profiles", "ck+")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 import numpy as np
 import pandas as pd
@@ -12,7 +11,11 @@ import pytest
 import torch
 
 from conftest import REPO, snakemake
-from fer import bench, evaluation, io, jetson, models
+from fer import checkpoints
+from fer.deploy import columns, latency, jetson
+from fer import files
+from fer.report.summary import write_summary
+from fer.models import nets
 
 TINY_ARCH = {"channels": [4, 8, 8], "hidden": 16, "dropout": 0.1}
 
@@ -22,13 +25,13 @@ def tiny_model(tmp_path_factory):
     """A tiny float checkpoint and its ONNX export."""
     root = tmp_path_factory.mktemp("bench")
     torch.manual_seed(0)
-    model = models.build(TINY_ARCH).eval()
+    model = nets.build(TINY_ARCH).eval()
     for m in model.modules():  # non-trivial BN statistics, so folding them matters
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 2.0)
     weights = root / "kd.pt"
-    io.save_checkpoint(weights, "kd", model.arch, model.state_dict())
+    checkpoints.save_checkpoint(weights, "kd", model.arch, model.state_dict())
     onnx_path = root / "kd.onnx"
     torch.onnx.export(model, torch.zeros(1, 1, 48, 48), str(onnx_path), input_names=["input"],
                       output_names=["logits"], dynamo=False, opset_version=17)
@@ -39,15 +42,14 @@ def tiny_model(tmp_path_factory):
 def test_latency_stats_match_numpy_and_the_jetson_device_script():
     rng = np.random.default_rng(0)
     t = rng.gamma(4.0, 0.05, size=101)
-    s = bench.latency_stats(t)
+    s = latency.latency_stats(t)
     assert s["latency_ms_p50"] == pytest.approx(np.percentile(t, 50))
     assert s["latency_ms_p90"] == pytest.approx(np.percentile(t, 90))
     assert s["latency_ms_mean"] == pytest.approx(t.mean())
     assert s["latency_ms_std"] == pytest.approx(t.std())
     assert s["p90_over_p50"] == pytest.approx(np.percentile(t, 90) / np.percentile(t, 50))
     assert s["runs"] == 101
-    sys.path.insert(0, str(REPO / "scripts"))
-    import jetson_device_bench as dev
+    from fer.deploy.payload import jetson_device_bench as dev
 
     d = dev.summarize(list(t))
     for key in ("latency_ms_p50", "latency_ms_p90", "latency_ms_mean", "latency_ms_std"):
@@ -56,24 +58,24 @@ def test_latency_stats_match_numpy_and_the_jetson_device_script():
 
 def test_time_calls_runs_warmup_then_times_each_call():
     calls = []
-    times = bench.time_calls(lambda: calls.append(1), runs=7, warmup=3)
+    times = latency.time_calls(lambda: calls.append(1), runs=7, warmup=3)
     assert len(calls) == 10 and times.shape == (7,) and (times >= 0).all()
-    with pytest.raises(bench.BenchmarkError):
-        bench.time_calls(lambda: None, runs=0, warmup=0)
+    with pytest.raises(latency.BenchmarkError):
+        latency.time_calls(lambda: None, runs=0, warmup=0)
 
 
 def test_time_calls_with_cpu_time_separates_waiting_from_computing():
     import time
 
-    wall, cpu = bench.time_calls(lambda: time.sleep(0.002), runs=5, warmup=0, with_cpu=True)
+    wall, cpu = latency.time_calls(lambda: time.sleep(0.002), runs=5, warmup=0, with_cpu=True)
     assert (wall >= 1.9).all() and (cpu < 1.0).all()  # sleeping: wall time passes, no CPU time
 
 
 def test_realtime_scheduling_is_used_or_reported_and_always_restored():
     before = os.sched_getscheduler(0)
-    with bench.scheduling(False) as policy:
+    with latency.scheduling(False) as policy:
         assert policy == "normal"
-    with bench.scheduling(True) as policy:
+    with latency.scheduling(True) as policy:
         assert policy == "SCHED_FIFO 50" or policy.startswith("normal (")
         if policy == "SCHED_FIFO 50":
             assert os.sched_getscheduler(0) == os.SCHED_FIFO
@@ -90,17 +92,17 @@ def test_realtime_scheduling_is_used_or_reported_and_always_restored():
 def test_cpu_model_from_cpuinfo(tmp_path, text, expected):
     f = tmp_path / "cpuinfo"
     f.write_text(text)
-    assert bench.cpu_model(f) == expected
-    assert bench.cpu_model(tmp_path / "missing")  # falls back to platform, never empty
+    assert latency.cpu_model(f) == expected
+    assert latency.cpu_model(tmp_path / "missing")  # falls back to platform, never empty
 
 
 # --------------------------------------------------------------------------------------------- runtimes
-@pytest.mark.parametrize("runtime", bench.RUNTIMES)
+@pytest.mark.parametrize("runtime", latency.RUNTIMES)
 def test_benchmark_row_describes_run_and_machine(tiny_model, runtime):
     weights, onnx_path = tiny_model
-    row = bench.benchmark("kd", runtime, weights, onnx_path, runs=15, warmup=2, threads=1)
-    assert list(row)[:len(bench.COLUMNS)] == bench.COLUMNS
-    shared = jetson.ROW_COLUMNS + jetson.MACHINE_COLUMNS  # same leading columns as the Jetson rows
+    row = latency.benchmark("kd", runtime, weights, onnx_path, runs=15, warmup=2, threads=1)
+    assert list(row)[:len(latency.COLUMNS)] == latency.COLUMNS
+    shared = columns.ROW_COLUMNS + columns.MACHINE_COLUMNS  # same leading columns as the Jetson rows
     assert list(row)[:len(shared)] == shared
     assert row["variant"] == "kd" and row["runtime"] == runtime and row["device"] == "local-cpu"
     assert row["runs"] == 15 and row["warmup"] == 2 and row["threads"] == 1
@@ -116,11 +118,11 @@ def test_benchmark_row_describes_run_and_machine(tiny_model, runtime):
 
 
 def test_pinning_restores_affinity():
-    before = bench.usable_cores()
-    with bench.pinned(1) as cores:
-        assert len(cores) == 1 and bench.usable_cores() == cores
-    assert bench.usable_cores() == before
-    with bench.pinned(None) as cores:
+    before = latency.usable_cores()
+    with latency.pinned(1) as cores:
+        assert len(cores) == 1 and latency.usable_cores() == cores
+    assert latency.usable_cores() == before
+    with latency.pinned(None) as cores:
         assert cores is None
 
 
@@ -146,7 +148,7 @@ def test_onnxruntime_reports_int8_kernels_for_a_qdq_graph(tmp_path):
                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 4, 48, 48])], consts)
     path = tmp_path / "q.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    fields, out = bench.bench_onnxruntime(path, runs=5, warmup=1, threads=1, bits=8, export_format="qcdq")
+    fields, out = latency.bench_onnxruntime(path, runs=5, warmup=1, threads=1, bits=8, export_format="qcdq")
     assert fields["precision"] == "int8" and "QLinearConv" in fields["executed"]
     assert out.shape == (1, 4, 48, 48)
 
@@ -160,30 +162,30 @@ def test_onnxruntime_reports_int8_kernels_for_a_qdq_graph(tmp_path):
     ({"Conv": 3, "Round": 5}, 16, None, "fp32-fakequant", "no speed-up over fp32"),
 ])
 def test_quantized_rows_say_what_ran_and_claim_no_false_speedup(ops, bits, fmt, precision, says):
-    p, executed, note = bench.classify_onnx_execution(ops, bits, fmt)
+    p, executed, note = latency.classify_onnx_execution(ops, bits, fmt)
     assert p == precision and says in note and executed
     if bits < 8 or p != "int8":
         assert "speed-up" not in note or "not a speed-up" in note or "no speed-up" in note
 
 
 def test_eager_rows_of_quantized_checkpoints_say_fake_quant():
-    precision, note = bench._torch_precision({"quantized": True, "bits": 4, "act_bits": 4})
+    precision, note = latency._torch_precision({"quantized": True, "bits": 4, "act_bits": 4})
     assert precision == "fp32-fakequant" and "fp32" in note and "not an integer speed-up" in note
-    assert bench._torch_precision({"quantized": False, "bits": 32, "act_bits": None})[0] == "fp32"
+    assert latency._torch_precision({"quantized": False, "bits": 32, "act_bits": None})[0] == "fp32"
 
 
 def test_unknown_runtime_and_missing_onnx_are_one_line_errors(tiny_model, tmp_path):
     weights, _ = tiny_model
-    with pytest.raises(bench.BenchmarkError, match="unknown runtime"):
-        bench.benchmark("kd", "tflite", weights)
-    with pytest.raises(bench.BenchmarkError, match="does not exist"):
-        bench.benchmark("kd", "onnxruntime", weights, tmp_path / "nope.onnx", runs=2, warmup=0)
+    with pytest.raises(latency.BenchmarkError, match="unknown runtime"):
+        latency.benchmark("kd", "tflite", weights)
+    with pytest.raises(latency.BenchmarkError, match="does not exist"):
+        latency.benchmark("kd", "onnxruntime", weights, tmp_path / "nope.onnx", runs=2, warmup=0)
 
 
-def _script(name):
+def _tool(name):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(f"script_{name}", REPO / "scripts" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -191,7 +193,7 @@ def _script(name):
 
 def test_cli_prints_and_writes_the_row(tiny_model, tmp_path, capsys):
     weights, onnx_path = tiny_model
-    cli = _script("benchmark").cli
+    cli = _tool("benchmark_variant").main
     out = tmp_path / "kd_onnxruntime.json"
     assert cli(["--variant", "kd", "--runtime", "onnxruntime", "--weights", str(weights), "--onnx", str(onnx_path),
                 "--runs", "10", "--warmup", "1", "--json", str(out)]) == 0
@@ -209,7 +211,7 @@ def test_cli_prints_and_writes_the_row(tiny_model, tmp_path, capsys):
 def _metrics(tmp_path, variant, acc):
     f = tmp_path / f"{variant}.json"
     method = {"teacher": "teacher", "kd": "distillation", "scratch": "scratch"}[variant]
-    io.write_json(f, {"variant": variant, "method": method, "setting": "", "params": 100, "macs": 1000,
+    files.write_json(f, {"variant": variant, "method": method, "setting": "", "params": 100, "macs": 1000,
                       "size_bytes": 400, "accuracy": acc, "macro_f1": acc - 0.1, "bits": 32,
                       "support": {"anger": 3}})
     return f
@@ -217,7 +219,7 @@ def _metrics(tmp_path, variant, acc):
 
 def _bench_file(tmp_path, variant, runtime, p50, device="local-cpu"):
     f = tmp_path / f"{variant}_{runtime}_{device}.json"
-    io.write_json(f, {"rows": [{"variant": variant, "runtime": runtime, "device": device, "precision": "fp32",
+    files.write_json(f, {"rows": [{"variant": variant, "runtime": runtime, "device": device, "precision": "fp32",
                                 "latency_ms_p50": p50, "latency_ms_p90": p50 * 1.2, "runs": 10, "warmup": 2,
                                 "threads": 1, "bits": 99}]})
     return f
@@ -234,7 +236,7 @@ def test_summary_has_one_row_per_variant_runtime_device_with_accuracy_in_each(tm
     skipped = tmp_path / "jetson_skipped.json"
     jetson.write_outputs(jetson.skipped_result(), json_path=skipped)
     out = tmp_path / "summary.csv"
-    df = evaluation.write_summary(metrics, out, benchmarks=[*benches, jet, skipped])
+    df = write_summary(metrics, out, benchmarks=[*benches, jet, skipped])
     assert list(df.columns[:8]) == ["variant", "method", "setting", "params", "macs", "size_bytes", "accuracy",
                                     "macro_f1"]
     assert {"runtime", "device", "latency_ms_p50", "latency_ms_p90", "p90_over_p50"} <= set(df.columns)

@@ -88,10 +88,18 @@ def test_shipped_configs_are_valid():
         assert cfg["train"]["teacher"]["epochs"] >= 1
 
 
-def test_defaults_fill_missing_keys():
-    cfg = fer_config.validate({"data": {"source": "synthetic"}}, SCHEMA, REPO)
-    assert cfg["train"]["student"]["batch_size"] >= 2
+def test_defaults_come_from_config_yaml_only():
+    # an override file is merged over config/config.yaml (as Snakemake merges --configfile) ...
+    cfg = fer_config.load({"data": {"source": "synthetic"}}, REPO)
+    assert cfg["train"]["student"] == yaml.safe_load((REPO / "config" / "config.yaml").read_text())["train"]["student"]
     assert cfg["data"]["split"]["train"] + cfg["data"]["split"]["val"] + cfg["data"]["split"]["test"] == 1
+    # ... and the schema fills in nothing: a config without a key is refused, naming it
+    with pytest.raises(fer_config.ConfigError, match=r"config key augment: missing"):
+        fer_config.validate({"data": {"source": "synthetic"}}, SCHEMA, REPO)
+    partial = fer_config.defaults()
+    del partial["data"]["path"]
+    with pytest.raises(fer_config.ConfigError, match=r"config key data\.path: missing"):
+        fer_config.validate(partial, SCHEMA, REPO)
 
 
 @pytest.mark.parametrize("settings,key,text", BAD)

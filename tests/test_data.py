@@ -20,7 +20,9 @@ import pytest
 import torch
 from PIL import Image
 
-from fer import CLASSES, data
+from fer import CLASSES
+from fer.data import datasets, splits
+from fer.settings import Split
 
 MANIFEST_COLUMNS = {"file", "class", "subject", "sequence", "split"}
 SPLIT_CFG = {"train": 0.6, "val": 0.2, "test": 0.2, "seed": 3, "folds": 0, "fold": 0}
@@ -85,7 +87,7 @@ def read_manifest(path) -> list[dict]:
 
 def prepare(tmp_path, root, split_cfg=SPLIT_CFG, test_root=None):
     out_t, out_m = tmp_path / "out" / "dataset.pt", tmp_path / "out" / "manifest.csv"
-    stats = data.prepare(root, out_t, out_m, dict(split_cfg), test_root=test_root)
+    stats = datasets.prepare(root, out_t, out_m, Split.of(dict(SPLIT_CFG, **split_cfg)), test_root=test_root)
     ds = torch.load(out_t, weights_only=True)
     return ds, read_manifest(out_m), stats
 
@@ -136,11 +138,11 @@ def test_prepare_writes_uint8_tensor_and_manifest(tmp_path):
     assert MANIFEST_COLUMNS <= set(rows[0])
     assert Counter(r["class"] for r in rows) == Counter(counts)
     assert {r["split"] for r in rows} == {"train", "val", "test"}
-    assert [data.SPLITS[int(s)] for s in ds["split"]] == [r["split"] for r in rows]
+    assert [datasets.SPLITS[int(s)] for s in ds["split"]] == [r["split"] for r in rows]
     assert list(ds["subjects"]) == [r["subject"] for r in rows]
     assert {r["subject"] for r in rows} == {f"S{s:03d}" for s in range(1, 13)}
     assert all(r["sequence"] in ("001", "002") for r in rows)
-    assert sum(stats[s]["images"] for s in data.SPLITS) == n
+    assert sum(stats[s]["images"] for s in datasets.SPLITS) == n
     assert_labels_match_pixels(ds, rows)
 
 
@@ -298,7 +300,7 @@ def test_same_image_in_two_classes_is_an_error(tmp_path):
     a = write_image(root / "anger" / "S060_001_00000001.png", face(100, uid=5000))
     b = root / "happy" / "S061_001_00000001.png"
     b.write_bytes(a.read_bytes())
-    with pytest.raises(data.DataError) as err:
+    with pytest.raises(datasets.DataError) as err:
         prepare(tmp_path, root)
     msg = str(err.value)
     assert str(a) in msg and str(b) in msg and "anger" in msg and "happy" in msg and "delete" in msg
@@ -312,7 +314,7 @@ def test_same_image_in_two_classes_after_resizing_is_an_error(tmp_path):
     g = face(100, uid=5001)
     write_image(root / "anger" / "S060_001_00000001.png", g)
     write_image(root / "fear" / "S061_001_00000001.png", np.stack([g, g, g], -1))
-    with pytest.raises(data.DataError, match="delete the wrong copy"):
+    with pytest.raises(datasets.DataError, match="delete the wrong copy"):
         prepare(tmp_path, root)
 
 
@@ -321,7 +323,7 @@ def test_two_folders_for_one_class_is_an_error(tmp_path):
     make_folder(root, subjects=range(1, 10))
     write_image(root / "Anger" / "S070_001_00000001.png", face(class_value("anger")))
     if not (root / "anger").samefile(root / "Anger"):  # case-sensitive file system
-        with pytest.raises(data.DataError, match="two folders name class 'anger'.*Merge"):
+        with pytest.raises(datasets.DataError, match="two folders name class 'anger'.*Merge"):
             prepare(tmp_path, root)
 
 
@@ -340,7 +342,7 @@ def test_missing_or_empty_dataset_says_where_to_get_ckplus(tmp_path, case):
         for cls in CLASSES:
             (root / cls).mkdir()
         (root / "anger" / "x.txt").write_text("x")
-    with pytest.raises(data.DataError) as err:
+    with pytest.raises(datasets.DataError) as err:
         prepare(tmp_path, root)
     msg = str(err.value)
     assert str(root) in msg
@@ -370,11 +372,11 @@ def _splits_of_group(groups, split):
 def test_split_is_subject_independent_deterministic_and_stratified():
     groups, labels = _random_groups(60)
     fr = (0.7, 0.15, 0.15)
-    split = data.split_groups(groups, labels, fr, seed=5)
+    split = splits.split_groups(groups, labels, fr, seed=5)
     assert split.dtype == np.int8 and len(split) == len(groups)
     assert all(len(s) == 1 for s in _splits_of_group(groups, split).values())
-    assert np.array_equal(split, data.split_groups(groups, labels, fr, seed=5))
-    assert not np.array_equal(split, data.split_groups(groups, labels, fr, seed=6))
+    assert np.array_equal(split, splits.split_groups(groups, labels, fr, seed=5))
+    assert not np.array_equal(split, splits.split_groups(groups, labels, fr, seed=6))
     sizes = np.bincount(split, minlength=3) / len(split)
     assert np.allclose(sizes, fr, atol=0.04), sizes
     for c in range(7):
@@ -389,16 +391,16 @@ def test_small_dataset_still_fills_every_split():
     groups = [f"S{i:03d}" for i in range(14) for _ in range(3)]
     labels = [i % 7 for i in range(14) for _ in range(3)]
     for seed in range(4):
-        split = data.split_groups(groups, labels, (0.7, 0.15, 0.15), seed)
+        split = splits.split_groups(groups, labels, (0.7, 0.15, 0.15), seed)
         assert np.bincount(split, minlength=3).tolist() == [30, 6, 6], seed
 
 
 def test_too_few_subjects_is_an_error(tmp_path):
     root = tmp_path / "ck"
     make_folder(root, subjects=[1, 2])
-    with pytest.raises(data.DataError, match="the (val|test) split is empty: 2 subjects .* add subjects"):
+    with pytest.raises(datasets.DataError, match="the (val|test) split is empty: 2 subjects .* add subjects"):
         prepare(tmp_path, root)
-    with pytest.raises(data.DataError, match="split is empty"):
+    with pytest.raises(datasets.DataError, match="split is empty"):
         make_folder(root, subjects=[3])
         prepare(tmp_path, root, dict(SPLIT_CFG, folds=4, fold=3))  # 3 subjects: fold 3 is empty
 
@@ -424,21 +426,21 @@ def test_split_fractions_and_seed_come_from_config(tmp_path):
 @pytest.mark.parametrize("k", [3, 5])
 def test_kfold_disjoint_by_subject_and_every_fold_is_test_once(k):
     groups, labels = _random_groups(40, seed=k)
-    fold = data.kfold_groups(groups, labels, k, seed=1)
+    fold = splits.kfold_groups(groups, labels, k, seed=1)
     assert set(fold.tolist()) == set(range(k))
     assert all(len(s) == 1 for s in _splits_of_group(groups, fold).values())
     sizes = np.bincount(fold, minlength=k)
     assert sizes.min() > 0.5 * len(groups) / k, sizes
     tested = np.zeros(len(groups), dtype=int)
     for f in range(k):
-        split = data.assign_splits(groups, labels, {"seed": 1, "folds": k, "fold": f})
+        split = splits.assign_splits(groups, labels, Split.of(dict(SPLIT_CFG, seed=1, folds=k, fold=f)))
         assert all(len(s) == 1 for s in _splits_of_group(groups, split).values())
         assert np.array_equal(split == 2, fold == f)
         assert np.array_equal(split == 1, fold == (f + 1) % k)
         assert (split == 0).any()
         tested += split == 2
     assert (tested == 1).all()  # every sample (and so every subject) is in exactly one test fold
-    assert np.array_equal(fold, data.kfold_groups(groups, labels, k, seed=1))
+    assert np.array_equal(fold, splits.kfold_groups(groups, labels, k, seed=1))
 
 
 def test_kfold_through_prepare(tmp_path):
@@ -478,7 +480,7 @@ def test_separate_test_folder_with_shared_subjects_is_an_error(tmp_path):
     main, test = tmp_path / "ck", tmp_path / "ck_test"
     make_folder(main, subjects=range(1, 21))
     make_folder(test, subjects=[5, 101])
-    with pytest.raises(data.DataError) as err:
+    with pytest.raises(datasets.DataError) as err:
         prepare(tmp_path, main, test_root=test)
     assert "S005" in str(err.value) and str(test) in str(err.value) and "other subjects" in str(err.value)
 
@@ -490,7 +492,7 @@ def test_separate_test_folder_duplicate_of_training_image(tmp_path, fer_log):
     src = next((main / "anger").glob("*.png"))
     (test / "fear").mkdir(exist_ok=True)
     (test / "fear" / "S103_001_00000001.png").write_bytes(src.read_bytes())
-    with pytest.raises(data.DataError, match="labelled anger .* and fear"):
+    with pytest.raises(datasets.DataError, match="labelled anger .* and fear"):
         prepare(tmp_path, main, test_root=test)
 
 
@@ -505,14 +507,14 @@ def test_real_ckplus(tmp_path):
     for d in root.iterdir():
         if d.is_dir() and d.name.lower() in CLASSES:
             folder_counts[d.name.lower()] = sum(1 for p in d.iterdir()
-                                                if p.suffix.lower() in data.IMAGE_SUFFIXES and p.stat().st_size)
+                                                if p.suffix.lower() in datasets.IMAGE_SUFFIXES and p.stat().st_size)
     ds, rows, stats = prepare(tmp_path, root, {"train": 0.7, "val": 0.15, "test": 0.15, "seed": 42})
     assert set(folder_counts) == set(CLASSES)
     assert Counter(r["class"] for r in rows) == Counter(folder_counts)
     assert all(r["subject_from_filename"] == "1" for r in rows)
     where = _splits_of_group([r["subject"] for r in rows], [r["split"] for r in rows])
     assert all(len(s) == 1 for s in where.values())
-    for s in data.SPLITS:
+    for s in datasets.SPLITS:
         assert stats[s]["images"] > 0
         assert all(stats[s]["per_class"][c] > 0 for c in CLASSES), (s, stats[s]["per_class"])
     assert ds["images"].dtype == torch.uint8 and tuple(ds["images"].shape[1:]) == (48, 48)

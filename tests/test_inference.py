@@ -20,8 +20,12 @@ import torch
 
 from conftest import REPO
 
-import bench_inference
-from fer import CLASSES, app, data, facedetect, io, models, preprocess, variants
+from fer import CLASSES, checkpoints, variants
+from fer.app import classifiers, cli, facedetect, output, sample_media, sources
+from fer.compression import quantize
+from fer.data import datasets, preprocess
+from fer.errors import FERError
+from fer.models import nets
 
 TINY = {"channels": [4, 8, 8], "hidden": 16}
 
@@ -32,8 +36,8 @@ def root(tmp_path_factory) -> Path:
     """A project folder with tiny kd weights and their ONNX export."""
     root = tmp_path_factory.mktemp("root")
     torch.manual_seed(0)
-    model = models.FERNet(**TINY).eval()
-    io.save_checkpoint(variants.weights_path("kd", root), "kd", model.arch, model.state_dict())
+    model = nets.FERNet(**TINY).eval()
+    checkpoints.save_checkpoint(variants.weights_path("kd", root), "kd", model.arch, model.state_dict())
     onnx = variants.onnx_path("kd", root)
     onnx.parent.mkdir(parents=True)
     with warnings.catch_warnings():
@@ -47,7 +51,7 @@ def root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def astronaut(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("img") / "astronaut.png"
-    cv2.imwrite(str(path), bench_inference.astronaut_bgr())
+    cv2.imwrite(str(path), sample_media.astronaut_bgr())
     return path
 
 
@@ -55,12 +59,12 @@ def astronaut(tmp_path_factory) -> Path:
 def video(tmp_path_factory):
     """12 frames of 640x480 with the astronaut's face moving; returns (path, true boxes)."""
     path = tmp_path_factory.mktemp("vid") / "face.mp4"
-    truth = bench_inference.write_video(path, n=12)
+    truth = sample_media.write_video(path, n=12)
     return path, truth
 
 
 def run_app(capsys, *args):
-    rc = app.main([str(a) for a in args])
+    rc = cli.main([str(a) for a in args])
     out = capsys.readouterr()
     return rc, out.out, out.err
 
@@ -95,10 +99,10 @@ def test_astronaut_face_found_labelled_and_drawn(root, astronaut, tmp_path, caps
     changed = np.any(annotated != original, axis=2)
     ys, xs = np.nonzero(changed)
     # the drawing (box + label) sits around the astronaut's face, nowhere else
-    x, y, w, h = bench_inference.ASTRONAUT_FACE
+    x, y, w, h = sample_media.ASTRONAUT_FACE
     assert changed.sum() > 4 * w
     assert xs.min() >= x - w and xs.max() <= x + 2 * w and ys.min() >= y - h and ys.max() <= y + 2 * h
-    assert (annotated[changed] == app.COLOR).all(axis=1).mean() > 0.5  # mostly the green box and text
+    assert (annotated[changed] == output.COLOR).all(axis=1).mean() > 0.5  # mostly the green box and text
 
 
 def test_json_lines_onnx_runtime(root, astronaut, capsys):
@@ -110,7 +114,7 @@ def test_json_lines_onnx_runtime(root, astronaut, capsys):
     assert abs(sum(faces[0]["probs"].values()) - 1) < 1e-3
     assert faces[0]["confidence"] == max(faces[0]["probs"].values())
     x, y, w, h = faces[0]["box"]
-    assert facedetect.iou((x, y, w, h), bench_inference.ASTRONAUT_FACE) > 0.7
+    assert facedetect.iou((x, y, w, h), sample_media.ASTRONAUT_FACE) > 0.7
     summary = objs[-1]
     assert summary["type"] == "summary" and summary["runtime"] == "onnx" and summary["faces"] == 1
 
@@ -132,10 +136,10 @@ def test_app_crop_and_training_reader_give_identical_tensors(astronaut, tmp_path
     assert len(boxes) == 1
     # also a box clipped by the frame edge, and an off-square one
     for k, box in enumerate([boxes[0], (-20, -10, 90, 90), (400, 300, 140, 100)]):
-        app_tensor = preprocess.to_tensor(app.face_input(frame, box))
+        app_tensor = preprocess.to_tensor(classifiers.face_input(frame, box))
         crop_png = tmp_path / f"crop{k}.png"
         assert cv2.imwrite(str(crop_png), facedetect.crop(frame, box))
-        img, size, mode = data._read_image(crop_png)
+        img, size, mode = datasets._read_image(crop_png)
         data_tensor = preprocess.to_tensor(img)
         assert app_tensor.shape == data_tensor.shape == (1, 1, 48, 48)
         assert torch.equal(app_tensor, data_tensor)
@@ -183,7 +187,7 @@ def test_no_track_searches_every_frame(root, video, capsys):
 def test_tracker_keeps_the_face(video):
     path, truth = video
     det = facedetect.FaceDetector(facedetect.DetectorSettings(redetect_every=5))
-    for frame, box in bench_inference.face_frames(len(truth)):
+    for frame, box in sample_media.face_frames(len(truth)):
         found = det.detect(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
         assert len(found) == 1 and facedetect.iou(found[0], box) >= 0.5
     assert det.stats.roi > det.stats.full >= 2
@@ -209,7 +213,7 @@ def test_evaluate_writes_csv_per_runtime(root, astronaut, capsys):
     path = root / "results" / "inference" / "kd.csv"
     rows = list(csv.DictReader(open(path)))
     assert [r["runtime"] for r in rows] == ["torch", "onnx"]
-    ref = models.FERNet(**TINY)
+    ref = nets.FERNet(**TINY)
     for r in rows:
         assert r["variant"] == "kd" and r["method"] == "distillation"
         assert int(r["params"]) == sum(p.numel() for p in ref.parameters())
@@ -267,7 +271,7 @@ def test_image_without_face(root, tmp_path, capsys):
 
 
 def test_no_camera(root, capsys, monkeypatch):
-    monkeypatch.setattr(app, "is_jetson", lambda *a, **k: False)
+    monkeypatch.setattr(sources, "is_jetson", lambda *a, **k: False)
     rc, out, err = run_app(capsys, *base(root, "--source", "99"))
     assert_clean_error(rc, err, "camera 99", "--source")
 
@@ -275,14 +279,14 @@ def test_no_camera(root, capsys, monkeypatch):
 def test_display_requested_without_display(root, astronaut, capsys, monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    monkeypatch.setattr(app.platform, "system", lambda: "Linux")
+    monkeypatch.setattr(output.platform, "system", lambda: "Linux")
     rc, out, err = run_app(capsys, "--model", "kd", "--root", root, "--source", astronaut)
     assert_clean_error(rc, err, "no display", "--no-display", "--output")
 
 
 def test_display_requested_with_headless_opencv(root, astronaut, capsys, monkeypatch):
     monkeypatch.setenv("DISPLAY", ":99")
-    monkeypatch.setattr(app, "gui_available", lambda: False)
+    monkeypatch.setattr(output, "gui_available", lambda: False)
     rc, out, err = run_app(capsys, "--model", "kd", "--root", root, "--source", astronaut)
     assert_clean_error(rc, err, "no GUI", "--no-display")
 
@@ -292,7 +296,7 @@ def test_gui_check_matches_this_opencv():
     info = cv2.getBuildInformation()
     gui = info.split("GUI:", 1)[1].split("\n\n", 1)[0] if "GUI:" in info else ""
     if "NONE" in gui or not gui.strip():
-        assert app.gui_available() is False
+        assert output.gui_available() is False
 
 
 @pytest.mark.parametrize("args,target", [
@@ -328,10 +332,10 @@ def test_entry_point_has_no_traceback(tmp_path, astronaut):
 
 # ------------------------------------------------------------------------------------------ options, platform
 def test_options_map_to_variant_names():
-    p = app.build_parser()
+    p = cli.build_parser()
 
     def v(*a):
-        return app.variant_name(p.parse_args(["--model", *a]))
+        return cli.variant_name(p.parse_args(["--model", *a]))
 
     assert v("teacher") == "teacher" and v("kd") == "kd" and v("scratch") == "scratch"
     assert v("pr_kd") == "pr_kd_medium" and v("pr_kd", "--pr-level", "low") == "pr_kd_low"
@@ -344,27 +348,27 @@ def test_options_map_to_variant_names():
 
 
 def test_gstreamer_pipeline_string():
-    assert app.gstreamer_pipeline() == (
+    assert sources.gstreamer_pipeline() == (
         "nvarguscamerasrc ! video/x-raw(memory:NVMM), width=(int)640, height=(int)480, "
         "format=(string)NV12, framerate=(fraction)15/1 ! nvvidconv flip-method=0 ! "
         "video/x-raw, width=(int)640, height=(int)480, format=(string)BGRx ! videoconvert ! "
         "video/x-raw, format=(string)BGR ! appsink")
-    s = app.gstreamer_pipeline(sensor_id=1, framerate=30, flip_method=2)
+    s = sources.gstreamer_pipeline(sensor_id=1, framerate=30, flip_method=2)
     assert s.startswith("nvarguscamerasrc sensor-id=1 ! ") and "framerate=(fraction)30/1" in s
     assert "flip-method=2" in s
 
 
 def test_jetson_detection(tmp_path):
     none = tmp_path / "missing"
-    assert app.is_jetson(none, none) is False
+    assert sources.is_jetson(none, none) is False
     release = tmp_path / "nv_tegra_release"
     release.write_text("# R32 (release), REVISION: 7.1\n")
-    assert app.is_jetson(release, none) is True
+    assert sources.is_jetson(release, none) is True
     model = tmp_path / "model"
     model.write_bytes(b"NVIDIA Jetson Nano Developer Kit\x00")
-    assert app.is_jetson(none, model) is True
+    assert sources.is_jetson(none, model) is True
     model.write_bytes(b"Raspberry Pi 4 Model B\x00")
-    assert app.is_jetson(none, model) is False
+    assert sources.is_jetson(none, model) is False
 
 
 def test_jetson_camera_uses_the_csi_pipeline(monkeypatch):
@@ -380,33 +384,31 @@ def test_jetson_camera_uses_the_csi_pipeline(monkeypatch):
         def release(self):
             pass
 
-    monkeypatch.setattr(app.cv2, "VideoCapture", FakeCap)
-    with pytest.raises(app.FERError, match="CSI camera 0"):
-        app.open_camera(0, jetson=True)
-    assert opened["args"] == (app.gstreamer_pipeline(), cv2.CAP_GSTREAMER)
-    with pytest.raises(app.FERError, match="camera 2"):
-        app.open_camera(2, jetson=False)
+    monkeypatch.setattr(sources.cv2, "VideoCapture", FakeCap)
+    with pytest.raises(FERError, match="CSI camera 0"):
+        sources.open_camera(0, jetson=True)
+    assert opened["args"] == (sources.gstreamer_pipeline(), cv2.CAP_GSTREAMER)
+    with pytest.raises(FERError, match="camera 2"):
+        sources.open_camera(2, jetson=False)
     assert opened["args"] == (2,)
 
 
 def test_display_problem():
-    assert "DISPLAY" in app.display_problem(env={}, system="Linux")
-    assert app.display_problem(env={"WAYLAND_DISPLAY": "wayland-0"}, system="Linux") in (None, *[
-        m for m in [app.display_problem(env={"DISPLAY": ":0"}, system="Linux")] if m and "no GUI" in m])
-    mac = app.display_problem(env={}, system="Darwin")  # no DISPLAY variable needed there
+    assert "DISPLAY" in output.display_problem(env={}, system="Linux")
+    assert output.display_problem(env={"WAYLAND_DISPLAY": "wayland-0"}, system="Linux") in (None, *[
+        m for m in [output.display_problem(env={"DISPLAY": ":0"}, system="Linux")] if m and "no GUI" in m])
+    mac = output.display_problem(env={}, system="Darwin")  # no DISPLAY variable needed there
     assert mac is None or "no GUI" in mac
 
 
 def test_quantized_variant_runs_and_evaluates(tmp_path, astronaut, capsys):
-    """--model ptq_kd --quantize-bits 8 loads the brevitas model through variants.load_model (fer.quant)."""
-    from fer import quant
-
+    """--model ptq_kd --quantize-bits 8 loads the brevitas model through checkpoints.load_model (fer.compression.quantize)."""
     torch.manual_seed(0)
-    model = models.FERNet(**TINY).eval()
+    model = nets.FERNet(**TINY).eval()
     calib = torch.randint(0, 256, (32, 48, 48), dtype=torch.uint8)
-    q = quant.ptq(model, calib, weight_bits=8, act_bits=8, batches=2, batch_size=16)
-    io.save_checkpoint(variants.weights_path("ptq_kd_8", tmp_path), "ptq_kd_8", models.current_arch(model),
-                       q.state_dict(), quant=quant.quant_info(8, 8, "ptq"))
+    q = quantize.ptq(model, calib, weight_bits=8, act_bits=8, batches=2, batch_size=16)
+    checkpoints.save_checkpoint(variants.weights_path("ptq_kd_8", tmp_path), "ptq_kd_8", nets.current_arch(model),
+                                q.state_dict(), quant=quantize.quant_info(8, 8, "ptq"))
     rc, out, err = run_app(capsys, "--model", "ptq_kd", "--root", tmp_path, "--no-display", "--source", astronaut,
                            "--evaluate")
     assert rc == 0, err

@@ -27,9 +27,11 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, TINY_CONFIG, copy_workflow
+from conftest import TINY_CONFIG, copy_workflow
 from fer import config as fer_config
-from fer import provenance, training
+from fer.report import provenance
+from fer import settings
+from fer.stages.train import train_teacher
 
 EPOCHS = 16
 KILL_AFTER_EPOCH = 3
@@ -181,29 +183,18 @@ def test_interrupted_training_resumes_and_matches_an_uninterrupted_run(tmp_path)
 
     # 3. an uninterrupted run of the same job (same code, data file, params and thread count) gives the same
     #    weights and history
-    config = fer_config.validate(_merge_into_defaults(cfg), REPO / "config" / "schema.yaml", wd)
+    config = fer_config.load(yaml.safe_load(cfg.read_text()), wd)
     ref = tmp_path / "reference"
     threads = torch.get_num_threads()
     torch.set_num_threads(min(int(config["threads"]), os.cpu_count() or 1))
     try:
-        training.train_rule(variant="teacher", dataset=wd / "results" / "data" / "dataset.pt", teacher=None,
-                            arch=config["models"]["teacher"], hp=config["train"]["teacher"], kd=None,
-                            augment=config["augment"], seed=config["seed"], checkpoint=ref / "checkpoint.pt",
-                            out_weights=ref / "teacher.pt", out_history=ref / "teacher.csv",
-                            out_plot=ref / "teacher.png")
+        train_teacher(dataset=wd / "results" / "data" / "dataset.pt",
+                      arch=settings.Arch.of(config["models"]["teacher"]), hp=settings.TrainHP.of(config["train"]["teacher"]),
+                      augment=settings.Augment.of(config["augment"]), seed=config["seed"],
+                      checkpoint=ref / "checkpoint.pt", out_weights=ref / "teacher.pt",
+                      out_history=ref / "teacher.csv", out_plot=ref / "teacher.png")
     finally:
         torch.set_num_threads(threads)
     assert provenance.state_dict_sha256(wd / TARGET) == provenance.state_dict_sha256(ref / "teacher.pt")
     assert _history(wd / "results" / "training" / "teacher.csv") == _history(ref / "teacher.csv")
     assert len(_history(ref / "teacher.csv")) == EPOCHS
-
-
-def _merge_into_defaults(cfg_path: Path) -> dict:
-    """config/config.yaml with the test config over it, as Snakemake merges --configfile."""
-    def merge(a, b):
-        out = dict(a)
-        for k, v in b.items():
-            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-        return out
-
-    return merge(yaml.safe_load((REPO / "config" / "config.yaml").read_text()), yaml.safe_load(cfg_path.read_text()))

@@ -2,7 +2,7 @@
 
 A private OpenSSH server (throwaway host and client keys, 127.0.0.1 only, a free high port) stands in for the
 Jetson; the "device" python is this interpreter. If sshd is missing it is installed with
-scripts/ci/sshd-local.sh; tests needing it skip only if that fails, and fail instead with FER_REQUIRE_SSHD=1.
+tools/sshd-local.sh; tests needing it skip only if that fails, and fail instead with FER_REQUIRE_SSHD=1.
 """
 from __future__ import annotations
 
@@ -25,14 +25,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fer import config as fer_config
+from fer import errors, settings
+from fer.deploy import jetson, latency
+from fer.stages.benchmark import benchmark_jetson
+
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = ROOT / "scripts"
-sys.path.insert(0, str(SCRIPTS))
-
-from fer import jetson  # noqa: E402
-
-DEVICE_SCRIPT = SCRIPTS / "jetson_device_bench.py"
-RULE_SCRIPT = SCRIPTS / "benchmark_jetson.py"
+DEVICE_SCRIPT = jetson.DEVICE_SCRIPT
+RULE_SCRIPT = ROOT / "scripts" / "benchmark_jetson.py"
+CLI = ROOT / "tools" / "benchmark_jetson.py"
 RUNS, WARMUP = 5, 2
 
 
@@ -51,7 +52,7 @@ def onnx_models(tmp_path_factory):
     """Two tiny FERNet exports: a float variant and one named like a 4-bit quantized variant."""
     import torch
 
-    from fer.models import FERNet
+    from fer.models.nets import FERNet
 
     d = tmp_path_factory.mktemp("onnx")
     torch.manual_seed(0)
@@ -92,7 +93,7 @@ def _unavailable(reason: str):
 
 
 def _find_or_install_sshd() -> str | None:
-    helper = SCRIPTS / "ci" / "sshd-local.sh"
+    helper = ROOT / "tools" / "sshd-local.sh"
     for cmd in ("path", "install"):
         proc = subprocess.run(["bash", str(helper), cmd], capture_output=True, text=True, timeout=600)
         if proc.returncode == 0 and proc.stdout.strip():
@@ -107,7 +108,7 @@ def sshd_bin():
             _unavailable("the OpenSSH client (ssh, ssh-keygen) is not installed and could not be installed")
     path = _find_or_install_sshd()
     if not path:
-        _unavailable("sshd is not installed and scripts/ci/sshd-local.sh could not install openssh-server")
+        _unavailable("sshd is not installed and tools/sshd-local.sh could not install openssh-server")
     return path
 
 
@@ -172,6 +173,17 @@ def sshd(sshd_bin, tmp_path_factory):
     """The stand-in Jetson for the whole session."""
     with _running_sshd(sshd_bin, tmp_path_factory.mktemp("sshd")) as info:
         yield info
+
+
+def _settings(over: dict) -> settings.Jetson:
+    """The jetson section of config/config.yaml with ``over`` merged in, validated like the config."""
+    cfg = fer_config.load({"jetson": over})
+    return settings.Jetson.of(cfg["jetson"])
+
+
+def _run_rule(models, over: dict, csv_path=None, json_path=None, echo=print) -> dict:
+    """What rule benchmark_jetson does, with these jetson settings."""
+    return benchmark_jetson(models=models, settings=_settings(over), out_csv=csv_path, out_json=json_path, echo=echo)
 
 
 def _cfg(sshd, tmp_path, **over):
@@ -298,20 +310,22 @@ def test_device_op_scan_matches_onnx_parser(tmp_path, onnx_models):
 
 
 # ----------------------------------------------------------------------------------------------- host side
-def test_settings_defaults_and_validation():
-    s = jetson.settings_from_config({})
+def test_settings_come_from_config_and_are_validated_there():
+    s = _settings({})
     assert (s.host, s.port, s.python, s.workdir, s.threads) == ("", 22, "python3", "~/fer-bench", None)
-    with pytest.raises(jetson.JetsonConfigError, match="jetson.port"):
-        jetson.settings_from_config({"port": 0})
-    with pytest.raises(jetson.JetsonConfigError, match="unknown jetson setting"):
-        jetson.settings_from_config({"hostname": "x"})
-    with pytest.raises(jetson.JetsonConfigError, match="runtimes"):
-        jetson.settings_from_config({"runtimes": ["tensorrt-int8"]})
+    with pytest.raises(errors.ConfigError, match="jetson.port"):
+        _settings({"port": 0})
+    with pytest.raises(errors.ConfigError, match="jetson.hostname: unknown key"):
+        _settings({"hostname": "x"})
+    with pytest.raises(errors.ConfigError, match="jetson.runtimes"):
+        _settings({"runtimes": ["tensorrt-int8"]})
+    with pytest.raises(errors.ConfigError, match="jetson.host.*starts with '-'"):
+        _settings({"host": "-oProxyCommand=x"})
 
 
 def test_ssh_options_are_batch_and_pinned(tmp_path):
-    s = jetson.settings_from_config({"host": "jetson.local", "user": "nano", "port": 2222, "key": "k",
-                                     "known_hosts": str(tmp_path / "kh")})
+    s = _settings({"host": "jetson.local", "user": "nano", "port": 2222, "key": "k",
+                   "known_hosts": str(tmp_path / "kh")})
     cmd = jetson.ssh_command(s, "true")
     joined = " ".join(cmd)
     for opt in ("BatchMode=yes", "StrictHostKeyChecking=accept-new", f"UserKnownHostsFile={tmp_path / 'kh'}",
@@ -322,7 +336,7 @@ def test_ssh_options_are_batch_and_pinned(tmp_path):
     scp = jetson.scp_command(s, ["a"], "nano@jetson.local:/x/")
     assert scp[scp.index("-P") + 1] == "2222"
     assert jetson._sh_word("~/fer bench") == "~/'fer bench'"
-    assert jetson.settings_from_config({"host": "::1", "user": "u"}).target == "u@[::1]"
+    assert _settings({"host": "::1", "user": "u"}).target == "u@[::1]"
 
 
 def test_bits_precision_and_notes():
@@ -354,19 +368,7 @@ def test_bits_precision_and_notes():
 
 
 def test_columns_match_local_benchmark_rows():
-    bench = pytest.importorskip("fer.bench")
-    assert jetson.COLUMNS == bench.COLUMNS
-
-
-def test_schema_defaults_match_module_defaults():
-    import yaml
-
-    from fer import config as fer_config
-
-    cfg = yaml.safe_load((ROOT / "tests" / "config" / "tiny.yaml").read_text())
-    cfg.pop("jetson", None)
-    fer_config.validate(cfg, ROOT / "config" / "schema.yaml")
-    assert cfg["jetson"] == jetson.DEFAULTS
+    assert jetson.COLUMNS == latency.COLUMNS
 
 
 def test_inspect_onnx_finds_input_and_qdq(tmp_path, onnx_models):
@@ -386,13 +388,13 @@ def test_inspect_onnx_finds_input_and_qdq(tmp_path, onnx_models):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
     assert jetson.inspect_onnx(path) == {"input_name": "x", "input_shape": [-1, 1, 48, 48], "qdq": True}
     (tmp_path / "broken.onnx").write_bytes(b"not onnx")
-    with pytest.raises(jetson.JetsonConfigError, match="not a readable ONNX model"):
+    with pytest.raises(errors.JetsonConfigError, match="not a readable ONNX model"):
         jetson.inspect_onnx(tmp_path / "broken.onnx")
 
 
 def test_no_host_writes_empty_outputs_and_says_skipped(tmp_path, onnx_models, capsys):
     out_csv, out_json = tmp_path / "jetson.csv", tmp_path / "jetson.json"
-    result = jetson.run_rule(onnx_models, {"host": ""}, out_csv, out_json)
+    result = _run_rule(onnx_models, {"host": ""}, out_csv, out_json)
     assert result["status"] == "skipped" and result["rows"] == []
     assert "skipped: no jetson.host configured" in capsys.readouterr().out
     with open(out_csv) as fh:
@@ -403,7 +405,7 @@ def test_no_host_writes_empty_outputs_and_says_skipped(tmp_path, onnx_models, ca
 
 
 def test_rule_script_cli_skips_without_host(tmp_path, onnx_models):
-    proc = subprocess.run([sys.executable, str(RULE_SCRIPT), str(onnx_models[0][1]), "--csv",
+    proc = subprocess.run([sys.executable, str(CLI), str(onnx_models[0][1]), "--csv",
                            str(tmp_path / "j.csv"), "--json", str(tmp_path / "j.json")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -414,7 +416,7 @@ def test_rule_script_cli_skips_without_host(tmp_path, onnx_models):
 # ---------------------------------------------------------------------------------- through a real sshd
 def test_remote_benchmark_over_ssh(sshd, tmp_path, onnx_models):
     out_csv, out_json = tmp_path / "out" / "jetson.csv", tmp_path / "out" / "jetson.json"
-    result = jetson.run_rule(onnx_models, _cfg(sshd, tmp_path), out_csv, out_json, echo=lambda m: None)
+    result = _run_rule(onnx_models, _cfg(sshd, tmp_path), out_csv, out_json, echo=lambda m: None)
     rows = result["rows"]
     assert [(r["variant"], r["runtime"], r["device"]) for r in rows] == [
         ("kd", "onnxruntime", "jetson-cpu"), ("ptq_kd_4", "onnxruntime", "jetson-cpu")]
@@ -467,7 +469,7 @@ def test_remote_trtexec_path_and_home_workdir(sshd, tmp_path, onnx_models):
     home_dir = Path(os.path.expanduser(workdir))
     try:
         cfg = _cfg(sshd, tmp_path, workdir=workdir, trtexec=str(fake), runtimes=["tensorrt-fp32", "tensorrt-fp16"])
-        result = jetson.benchmark(onnx_models[:1], cfg)
+        result = jetson.benchmark(onnx_models[:1], _settings(cfg))
     finally:
         shutil.rmtree(home_dir, ignore_errors=True)
     rows = result["rows"]
@@ -487,7 +489,7 @@ def test_device_without_sftp_subsystem_uses_legacy_scp(sshd_bin, tmp_path, onnx_
     (tmp_path / "sshd").mkdir()
     with _running_sshd(sshd_bin, tmp_path / "sshd", sftp=False) as server:
         with caplog.at_level("INFO", logger="fer"):
-            result = jetson.benchmark(onnx_models[:1], _cfg(server, tmp_path))
+            result = jetson.benchmark(onnx_models[:1], _settings(_cfg(server, tmp_path)))
     assert "legacy protocol" in caplog.text
     assert len(result["rows"]) == 1
     _assert_sane(result["rows"][0])
@@ -504,7 +506,7 @@ def _expect_failure(tmp_path, models, cfg, exc_type, pattern):
     local = _sentinel(tmp_path)
     out_csv, out_json = tmp_path / "results" / "jetson.csv", tmp_path / "results" / "jetson.json"
     with pytest.raises(exc_type, match=pattern) as info:
-        jetson.run_rule(models, cfg, out_csv, out_json, echo=lambda m: None)
+        _run_rule(models, cfg, out_csv, out_json, echo=lambda m: None)
     msg = str(info.value)
     print(f"{exc_type.__name__}: {msg}")
     assert "\n" not in msg and "Traceback" not in msg
@@ -516,13 +518,13 @@ def _expect_failure(tmp_path, models, cfg, exc_type, pattern):
 
 def test_unreachable_host(sshd, tmp_path, onnx_models):
     cfg = _cfg(sshd, tmp_path, port=_free_port())  # nothing listens there
-    msg = _expect_failure(tmp_path, onnx_models, cfg, jetson.JetsonUnreachable, "unreachable")
+    msg = _expect_failure(tmp_path, onnx_models, cfg, errors.JetsonUnreachable, "unreachable")
     assert "connection refused" in msg and "127.0.0.1" in msg
 
 
 def test_authentication_refused(sshd, tmp_path, onnx_models):
     cfg = _cfg(sshd, tmp_path, key=str(sshd["wrong_key"]))
-    msg = _expect_failure(tmp_path, onnx_models, cfg, jetson.JetsonAuthError, "authentication refused")
+    msg = _expect_failure(tmp_path, onnx_models, cfg, errors.JetsonAuthError, "authentication refused")
     assert "wrong_key" in msg
 
 
@@ -534,7 +536,7 @@ def test_silent_host_times_out_as_unreachable(sshd, tmp_path, onnx_models):
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         cfg = _cfg(sshd, tmp_path, port=silent.getsockname()[1], connect_timeout=1)
-        _expect_failure(tmp_path, onnx_models, cfg, jetson.JetsonUnreachable, "127.0.0.1.* unreachable.*timed out")
+        _expect_failure(tmp_path, onnx_models, cfg, errors.JetsonUnreachable, "127.0.0.1.* unreachable.*timed out")
 
 
 def test_changed_host_key_is_refused(sshd, tmp_path, onnx_models):
@@ -542,7 +544,7 @@ def test_changed_host_key_is_refused(sshd, tmp_path, onnx_models):
     known = tmp_path / "known_hosts"
     known.write_text(f"[127.0.0.1]:{sshd['port']} {' '.join(impostor)}\n")
     cfg = _cfg(sshd, tmp_path, known_hosts=str(known))
-    msg = _expect_failure(tmp_path, onnx_models, cfg, jetson.JetsonHostKeyError, "host key of")
+    msg = _expect_failure(tmp_path, onnx_models, cfg, errors.JetsonHostKeyError, "host key of")
     assert str(known) in msg
 
 
@@ -560,12 +562,12 @@ def test_no_onnxruntime_on_device(sshd, tmp_path, onnx_models):
 
 def test_missing_device_python(sshd, tmp_path, onnx_models):
     cfg = _cfg(sshd, tmp_path, python="/nonexistent/python3")
-    _expect_failure(tmp_path, onnx_models, cfg, jetson.JetsonDeviceError, "jetson.python .* not found")
+    _expect_failure(tmp_path, onnx_models, cfg, errors.JetsonDeviceError, "jetson.python .* not found")
 
 
 def test_rule_script_cli_failure_is_one_line(sshd, tmp_path, onnx_models):
     local = _sentinel(tmp_path)
-    proc = subprocess.run([sys.executable, str(RULE_SCRIPT), str(onnx_models[0][1]), "--host", "127.0.0.1",
+    proc = subprocess.run([sys.executable, str(CLI), str(onnx_models[0][1]), "--host", "127.0.0.1",
                            "--port", str(_free_port()), "--key", str(sshd["key"]), "--known-hosts",
                            str(sshd["known_hosts"]), "--connect-timeout", "5", "--csv", str(tmp_path / "j.csv")],
                           capture_output=True, text=True, timeout=60)
@@ -578,6 +580,9 @@ def test_rule_script_cli_failure_is_one_line(sshd, tmp_path, onnx_models):
 
 # ------------------------------------------------------------------------------- under Snakemake's script:
 SNAKEFILE = """
+from fer import config as fer_config
+
+
 rule all:
     input:
         expand("results/{{case}}/jetson.csv", case=["skip", "unreachable"]),
@@ -590,7 +595,7 @@ rule benchmark_jetson:
         csv="results/{{case}}/jetson.csv",
         json="results/{{case}}/jetson.json",
     params:
-        jetson=lambda wc: config["jetson"][wc.case],
+        jetson=lambda wc: fer_config.merge(fer_config.defaults()["jetson"], config["jetson"][wc.case]),
     log:
         "results/logs/benchmark_jetson_{{case}}.log",
     script:

@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from fer import CLASSES, metrics
+from fer import CLASSES
+from fer.report import metrics
 
 
 def test_hand_example():

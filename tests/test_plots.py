@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from conftest import snakemake
-from fer import plots, report
+from fer.report import plots, table
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CPU = "Test CPU @ 3.0GHz"
@@ -106,20 +106,6 @@ def test_figures_without_any_latency(tmp_path):
         _png(tmp_path / f"{name}.png")
 
 
-def test_plot_script_reads_pruning_ratios_from_config():
-    import importlib.util
-
-    from conftest import REPO
-
-    spec = importlib.util.spec_from_file_location("plot_comparisons", REPO / "scripts" / "plot_comparisons.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    ratios = {"low": {"conv1": 0.2, "conv2": 0.3}, "high": {"conv1": 0.4}}
-    assert mod.pruning_ratios(ratios) == ratios
-    assert mod.pruning_ratios({"levels": {"low": {"ratio": 0.25}}}) == {"low": 0.25}
-    assert mod.pruning_ratios(None) == {}
-
-
 # ----------------------------------------------------------------------------------------- summary page
 def test_summary_table_page(tmp_path):
     csv = tmp_path / "summary.csv"
@@ -128,7 +114,7 @@ def test_summary_table_page(tmp_path):
     skipped = tmp_path / "jetson.json"
     skipped.write_text(json.dumps({"status": "skipped", "message": "skipped: no jetson.host configured"}))
     out = tmp_path / "summary_table.html"
-    report.summary_table_html(csv, out, skipped)
+    table.summary_table_html(csv, out, skipped)
     page = out.read_text()
     assert page.count("<tr") == len(df) + 1
     assert "subject-independent test split, 180 images from 18 held-out subjects" in page
@@ -146,7 +132,7 @@ def _report_results(html: str) -> dict:
 
 
 def test_snakemake_report_is_one_self_contained_page(tiny_run, tmp_path):
-    out = tmp_path / "report.html"
+    out = tmp_path / "table.html"
     proc = snakemake(tiny_run, "--report", out)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     html = out.read_text()

@@ -4,7 +4,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fer import io, models, preprocess, quant, variants
+from fer import checkpoints
+from fer import files
+from fer.models import nets
+from fer.data import preprocess
+from fer.compression import quantize
+from fer import config as fer_config
+from fer import settings
+from fer.stages.compress import quantize_student
 
 ARCH = {"channels": [4, 6, 8], "hidden": 12, "dropout": 0.1}
 
@@ -12,7 +19,7 @@ ARCH = {"channels": [4, 6, 8], "hidden": 12, "dropout": 0.1}
 @pytest.fixture(scope="module")
 def float_model():
     torch.manual_seed(0)
-    m = models.FERNet(**ARCH)
+    m = nets.FERNet(**ARCH)
     m.train()
     with torch.no_grad():  # non-trivial BatchNorm statistics, so that folding matters
         for _ in range(3):
@@ -28,7 +35,7 @@ def images():
 
 @pytest.fixture(scope="module")
 def quantized(float_model, images):
-    return {b: quant.ptq(float_model, images, weight_bits=b, act_bits=b, batches=2, batch_size=48)
+    return {b: quantize.ptq(float_model, images, weight_bits=b, act_bits=b, batches=2, batch_size=48)
             for b in (16, 8, 6, 4)}
 
 
@@ -36,7 +43,7 @@ def test_bn_folding_keeps_the_function(float_model):
     """Conv -> ReLU -> MaxPool with the folded weights (no BatchNorm) gives the float model's logits."""
     import torch.nn.functional as F
 
-    w = quant.fold_bn_state_dict(float_model)
+    w = quantize.fold_bn_state_dict(float_model)
     x = torch.randn(8, 1, 48, 48)
     h = x
     for i in (1, 2, 3):
@@ -56,7 +63,7 @@ def test_at_most_2_pow_b_values_per_output_channel(quantized, bits):
     for name, layer in layers:
         qw = layer.quant_weight()
         assert int(qw.bit_width) == bits, name
-        ints = quant.int_weights(layer)
+        ints = quantize.int_weights(layer)
         assert torch.equal(ints, ints.round())
         assert ints.abs().max() <= 2 ** (bits - 1) - 1  # narrow signed range
         for c in range(ints.shape[0]):
@@ -88,24 +95,24 @@ def test_sixteen_bits_keep_a_float_bias(quantized):
 def test_reload_with_weights_only(quantized, images, tmp_path, bits):
     q = quantized[bits]
     path = tmp_path / f"ptq_kd_{bits}.pt"
-    io.save_checkpoint(path, f"ptq_kd_{bits}", models.current_arch(models.FERNet(**ARCH)), q.state_dict(),
-                       {"base": "kd"}, quant=quant.quant_info(bits, bits, "ptq"))
+    checkpoints.save_checkpoint(path, f"ptq_kd_{bits}", nets.current_arch(nets.FERNet(**ARCH)), q.state_dict(),
+                       {"base": "kd"}, quant=quantize.quant_info(bits, bits, "ptq"))
     ckpt = torch.load(path, weights_only=True)  # plain tensors, numbers, strings: no pickled objects
     assert ckpt["quant"]["weight_bits"] == bits and ckpt["arch"]["channels"] == ARCH["channels"]
-    loaded = variants.load_model(path)
-    assert isinstance(loaded, quant.QuantFERNet) and not loaded.training
+    loaded = checkpoints.load_model(path)
+    assert isinstance(loaded, quantize.QuantFERNet) and not loaded.training
     x = preprocess.to_tensor(images[:16])
     assert torch.equal(loaded(x), q(x))
     # MACs are counted on the float twin built from the checkpoint's arch
-    assert isinstance(models.build(ckpt["arch"]), models.FERNet)
+    assert isinstance(nets.build(ckpt["arch"]), nets.FERNet)
 
 
 def test_32_bits_is_the_float_model(float_model, tmp_path, images):
     path = tmp_path / "ptq_kd_32.pt"
-    io.save_checkpoint(path, "ptq_kd_32", models.current_arch(float_model), float_model.state_dict(),
-                       quant=quant.quant_info(32, 32, "float"))
-    loaded = variants.load_model(path)
-    assert type(loaded) is models.FERNet
+    checkpoints.save_checkpoint(path, "ptq_kd_32", nets.current_arch(float_model), float_model.state_dict(),
+                       quant=quantize.quant_info(32, 32, "float"))
+    loaded = checkpoints.load_model(path)
+    assert type(loaded) is nets.FERNet
     x = preprocess.to_tensor(images[:16])
     assert torch.equal(loaded(x), float_model(x))
 
@@ -115,31 +122,32 @@ def test_quantize_rule_float_reference_and_ptq(float_model, tmp_path, images):
     n = len(images)
     ds = {"images": images, "labels": torch.arange(n) % 7, "split": torch.tensor([0] * 64 + [1] * 16 + [2] * 16,
                                                                                    dtype=torch.int8)}
-    io.save_torch(tmp_path / "dataset.pt", ds)
-    io.save_checkpoint(tmp_path / "kd.pt", "kd", models.current_arch(float_model), float_model.state_dict())
+    files.save_torch(tmp_path / "dataset.pt", ds)
+    checkpoints.save_checkpoint(tmp_path / "kd.pt", "kd", nets.current_arch(float_model), float_model.state_dict())
     common = dict(source=tmp_path / "kd.pt", teacher=tmp_path / "kd.pt", dataset=tmp_path / "dataset.pt",
-                  calibration={"batches": 1, "batch_size": 32, "bias_correction": True},
-                  qat={"epochs": 1, "lr": 1e-3, "batch_size": 32}, kd={"temperature": 4.0, "alpha": 0.7},
-                  augment={}, seed=0, base="kd", act_bits="same")
-    quant.quantize_rule(variant="ptq_kd_32", bits=32, method="ptq", checkpoint=tmp_path / "c32.pt",
+                  calibration=settings.Calibration(batches=1, batch_size=32, bias_correction=True),
+                  qat=settings.QAT(epochs=1, lr=1e-3, batch_size=32, weight_decay=0.0),
+                  kd=settings.KD(temperature=4.0, alpha=0.7),
+                  augment=settings.Augment.of(fer_config.defaults()["augment"]), seed=0, base="kd", act_bits="same")
+    quantize_student(variant="ptq_kd_32", bits=32, method="ptq", checkpoint=tmp_path / "c32.pt",
                         out_weights=tmp_path / "ptq_kd_32.pt", **common)
-    c32 = io.load_checkpoint(tmp_path / "ptq_kd_32.pt")
+    c32 = checkpoints.load_checkpoint(tmp_path / "ptq_kd_32.pt")
     assert c32["quant"]["method"] == "float"
     for k, v in float_model.state_dict().items():
         assert torch.equal(c32["state_dict"][k], v)
-    out = quant.quantize_rule(variant="ptq_kd_4", bits=4, method="qat", checkpoint=tmp_path / "c4.pt",
+    out = quantize_student(variant="ptq_kd_4", bits=4, method="qat", checkpoint=tmp_path / "c4.pt",
                               out_weights=tmp_path / "ptq_kd_4.pt", **common)
-    c4 = io.load_checkpoint(tmp_path / "ptq_kd_4.pt")
+    c4 = checkpoints.load_checkpoint(tmp_path / "ptq_kd_4.pt")
     assert c4["quant"]["weight_bits"] == 4 and c4["quant"]["act_bits"] == 4
     assert c4["quant"]["method"] == out["method"] in ("ptq", "qat")  # qat unless it lost on validation
     assert c4["quant"]["requested_method"] == "qat"
-    assert c4["arch"] == models.current_arch(float_model)  # the float arch: MACs from the float twin
+    assert c4["arch"] == nets.current_arch(float_model)  # the float arch: MACs from the float twin
     assert not (tmp_path / "c4.pt").exists()
-    assert isinstance(variants.load_model(tmp_path / "ptq_kd_4.pt"), quant.QuantFERNet)
+    assert isinstance(checkpoints.load_model(tmp_path / "ptq_kd_4.pt"), quantize.QuantFERNet)
 
 
 def test_qat_step_keeps_weights_on_the_grid(float_model, images):
-    q = quant.ptq(float_model, images, weight_bits=4, act_bits=4, batches=1, batch_size=48)
+    q = quantize.ptq(float_model, images, weight_bits=4, act_bits=4, batches=1, batch_size=48)
     q.train()
     opt = torch.optim.SGD(q.parameters(), lr=0.1)
     x = preprocess.to_tensor(images[:32])
@@ -150,15 +158,15 @@ def test_qat_step_keeps_weights_on_the_grid(float_model, images):
     opt.step()
     q.eval()
     assert not torch.equal(before, q.features.conv2.weight)
-    ints = quant.int_weights(q.features.conv2)
+    ints = quantize.int_weights(q.features.conv2)
     assert all(torch.unique(ints[c]).numel() <= 16 for c in range(ints.shape[0]))
 
 
 def test_bad_bit_width_is_refused():
     with pytest.raises(ValueError, match="bit width"):
-        quant.QuantFERNet(ARCH, 1, 8)
+        quantize.QuantFERNet(ARCH, 1, 8)
     with pytest.raises(ValueError, match="bit width"):
-        quant.QuantFERNet(ARCH, 8, 32)
+        quantize.QuantFERNet(ARCH, 8, 32)
 
 
 @pytest.mark.parametrize("settings,name", [

@@ -26,7 +26,7 @@ import pytest
 import torch
 
 from conftest import copy_workflow, snakemake
-from fer import provenance
+from fer.report import provenance
 
 # Keys whose values depend on the machine (speed, load, clock), not on the config and code.
 MACHINE_DEPENDENT = re.compile(r"latency|_ms$|^ms_|seconds|time|throughput|per_s|fps|machine|host|cpu|recorded"
@@ -160,7 +160,7 @@ def test_code_version_in_git_and_outside(tmp_path):
     clean = provenance.code_version(wd)
     assert re.fullmatch(r"[0-9a-f]{40}", clean["git_commit"]) and clean["git_dirty"] is False
     assert clean["workflow_sha256"] == outside["workflow_sha256"]
-    (wd / "rules" / "data.smk").write_text((wd / "rules" / "data.smk").read_text() + "\n# edited\n")
+    (wd / "rules" / "datasets.smk").write_text((wd / "rules" / "datasets.smk").read_text() + "\n# edited\n")
     provenance.code_version.cache_clear()
     dirty = provenance.code_version(wd)
     assert dirty["git_commit"] == clean["git_commit"] and dirty["git_dirty"] is True
@@ -221,15 +221,15 @@ def test_pack_images_gives_the_same_pixels_without_a_second_copy():
     place; images from elsewhere are stacked. Either way the pixels are those of the records, in order."""
     import numpy as np
 
-    from fer import data
+    from fer.data import datasets
 
     buf = np.empty((6, 48, 48), dtype=np.uint8)
     buf[:] = np.arange(6, dtype=np.uint8)[:, None, None] * 40
     ref = buf.copy()
-    recs = [data.Record(Path(f"{i}.png"), 0, "S001", "001", True, image=buf[i]) for i in (0, 2, 3, 5)]
-    out = data.pack_images(recs)
+    recs = [datasets.Record(Path(f"{i}.png"), 0, "S001", "001", True, image=buf[i]) for i in (0, 2, 3, 5)]
+    out = datasets.pack_images(recs)
     assert out is buf and out.shape == (4, 48, 48) and np.array_equal(out, ref[[0, 2, 3, 5]])
     assert all(r.image is None for r in recs)
-    other = [data.Record(Path("a.png"), 0, "S001", "001", True, image=ref[4].copy()),
-             data.Record(Path("b.png"), 0, "S001", "001", True, image=ref[1].copy())]
-    assert np.array_equal(data.pack_images(other), ref[[4, 1]])
+    other = [datasets.Record(Path("a.png"), 0, "S001", "001", True, image=ref[4].copy()),
+             datasets.Record(Path("b.png"), 0, "S001", "001", True, image=ref[1].copy())]
+    assert np.array_equal(datasets.pack_images(other), ref[[4, 1]])

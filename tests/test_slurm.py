@@ -2,7 +2,7 @@
 
 The profile checks (dry runs) always run. The cluster tests are opt-in (root only; the first run installs
 Debian packages): FER_TEST_SLURM=1 pytest -m slurm tests/test_slurm.py
-Their session fixture brings a single-node cluster on localhost up with scripts/cluster/slurm-local.sh
+Their session fixture brings a single-node cluster on localhost up with tools/slurm-local.sh
 and takes it down again afterwards, unless it was already up before the session.
 
 Cluster tests: a two-rule smoke workflow (tests/slurm_smoke/), and a subset of the real pipeline's tiny
@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CLUSTER_SCRIPT = ROOT / "scripts" / "cluster" / "slurm-local.sh"
+CLUSTER_SCRIPT = ROOT / "tools" / "slurm-local.sh"
 SLURM_PROFILE = ROOT / "profiles" / "slurm"
 SMOKE_SNAKEFILE = ROOT / "tests" / "slurm_smoke" / "Snakefile"
 STATE_DIR = Path(os.environ.get("FER_SLURM_STATE", "/tmp/fer-slurm"))

@@ -13,9 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from fer import CLASSES, preprocess, synthetic  # noqa: E402
+from fer import CLASSES
+from fer.data import preprocess, synthetic  # noqa: E402
 
 NAME = re.compile(r"^S(\d{3,})_(\d{3})_(\d{8})\.png$")
 
@@ -177,36 +177,29 @@ def test_linear_model_learns_something_but_not_everything():
     assert test_acc > max(1 / len(CLASSES), majority) + 0.05, (test_acc, majority)
 
 
-def test_rule_script_cli_and_snakemake(tmp_path):
+def test_cli_and_stage_write_the_same_faces(tmp_path):
     import json
     import subprocess
 
-    from snakemake.iocontainers import Namedlist
+    from fer.settings import Synthetic
+    from fer.stages.data import synthesize_faces
 
-    script = Path(__file__).resolve().parents[1] / "scripts" / "make_synthetic.py"
+    script = Path(__file__).resolve().parents[1] / "tools" / "make_synthetic.py"
     res = subprocess.run([sys.executable, str(script), str(tmp_path / "cli"), "--subjects", "2", "--seed", "3",
                           "--no-progress"], capture_output=True, text=True, check=True)
     stats = json.loads(res.stdout)
     assert stats["subjects"] == 2 and stats["images"] == len(list((tmp_path / "cli").rglob("*.png")))
-
-    sys.path.insert(0, str(script.parent))
-    import make_synthetic
-
-    class Smk:
-        params = Namedlist(fromdict={"cfg": {"subjects": 2, "seed": 3}, "frames": 3})
-        output = Namedlist(fromdict={"dir": str(tmp_path / "smk"), "stats": str(tmp_path / "stats.json")})
-        log = Namedlist([str(tmp_path / "log.txt")])
-
-    got = make_synthetic.from_snakemake(Smk)
+    got = synthesize_faces(settings=Synthetic(subjects=2, seed=3, frames=3, jitter=1.0), out_dir=tmp_path / "smk")
     assert _tree(tmp_path / "smk") == _tree(tmp_path / "cli")
-    assert json.loads((tmp_path / "stats.json").read_text())["images"] == got["images"]
-    assert "done" in (tmp_path / "log.txt").read_text()
-    with pytest.raises(ValueError):
-        make_synthetic.run(tmp_path / "bad", {"subject": 2})
+    assert got["images"] == stats["images"]
+    bad = subprocess.run([sys.executable, str(script), str(tmp_path / "bad"), "--classes", "joy"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
 
 
-def test_rule_script_runs_under_snakemake_preamble():
+def test_rule_scripts_run_under_snakemake_preamble():
     # Snakemake prepends its own code to a `script:`, so a `from __future__` import would be a SyntaxError.
-    source = (Path(__file__).resolve().parents[1] / "scripts" / "make_synthetic.py").read_text()
-    assert "from __future__" not in source
-    compile("import sys\n" + source, "make_synthetic.py", "exec")
+    for script in sorted((Path(__file__).resolve().parents[1] / "scripts").glob("*.py")):
+        source = script.read_text()
+        assert "from __future__" not in source, script.name
+        compile("import sys\n" + source, script.name, "exec")

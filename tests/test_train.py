@@ -7,7 +7,9 @@ import shutil
 import pytest
 import torch
 
-from fer import io, models, train
+from fer import config as fer_config
+from fer import files, settings
+from fer.models import nets, training
 
 TINY = {"channels": [4, 8, 8], "hidden": 16, "dropout": 0.2}
 
@@ -44,16 +46,16 @@ def test_kd_loss_matches_hand_computation():
     ce = sum(-math.log(_softmax(s)[y]) for s, y in zip(STUDENT, TARGETS)) / len(STUDENT)
     expected = alpha * T * T * kl + (1 - alpha) * ce
     assert expected == pytest.approx(0.3049836837, abs=1e-9)  # the same numbers, written down once
-    got = train.kd_loss(torch.tensor(STUDENT), torch.tensor(TEACHER), torch.tensor(TARGETS), T, alpha)
+    got = training.kd_loss(torch.tensor(STUDENT), torch.tensor(TEACHER), torch.tensor(TARGETS), T, alpha)
     assert float(got) == pytest.approx(expected, rel=1e-6)
 
 
 def test_kd_loss_limits():
     s, t, y = torch.tensor(STUDENT), torch.tensor(TEACHER), torch.tensor(TARGETS)
     ce = torch.nn.functional.cross_entropy(s, y)
-    assert float(train.kd_loss(s, t, y, 3.0, 0.0)) == pytest.approx(float(ce), rel=1e-6)
+    assert float(training.kd_loss(s, t, y, 3.0, 0.0)) == pytest.approx(float(ce), rel=1e-6)
     # a student that already matches the teacher pays only the hard-label part
-    assert float(train.kd_loss(s, s.clone(), y, 4.0, 0.7)) == pytest.approx(0.3 * float(ce), rel=1e-5)
+    assert float(training.kd_loss(s, s.clone(), y, 4.0, 0.7)) == pytest.approx(0.3 * float(ce), rel=1e-5)
 
 
 # ---------------------------------------------------------------------------------------------- fitting
@@ -69,12 +71,18 @@ def _data(n_train=48, n_val=16, seed=0):
     return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
 
 
-def _fit(seed=0, init_seed=0, teacher=None, checkpoint=None, epochs=2, **kw):
-    train.set_seed(init_seed)
-    model = models.FERNet(**TINY)
+AUGMENT = settings.Augment.of(fer_config.defaults()["augment"])
+
+
+def _fit(seed=0, init_seed=0, teacher=None, checkpoint=None, epochs=2, weight_decay=1e-4, data_key=""):
+    training.set_seed(init_seed)
+    model = nets.FERNet(**TINY)
     tx, ty, vx, vy = _data()
-    result = train.fit(model, tx, ty, vx, vy, epochs=epochs, lr=0.01, batch_size=16, seed=seed, teacher=teacher,
-                       temperature=2.0, alpha=0.7, checkpoint=checkpoint, progress=False, **kw)
+    hp = settings.TrainHP(epochs=epochs, lr=0.01, batch_size=16, weight_decay=weight_decay, label_smoothing=0.0,
+                          warmup_epochs=1)
+    kd = settings.KD(temperature=2.0, alpha=0.7) if teacher is not None else None
+    result = training.fit(model, tx, ty, vx, vy, hp=hp, augment_cfg=AUGMENT, seed=seed, teacher=teacher, kd=kd,
+                          checkpoint=checkpoint, desc="train", data_key=data_key, progress=False)
     return model, result
 
 
@@ -104,7 +112,7 @@ def test_fit_returns_best_validation_epoch():
     assert r["history"][r["best_epoch"] - 1]["val_acc"] == max(accs)
     assert not model.training
     _, _, vx, vy = _data()
-    acc = float((train.predict_logits(model, vx).argmax(1) == vy).float().mean())
+    acc = float((training.predict_logits(model, vx).argmax(1) == vy).float().mean())
     assert acc == pytest.approx(r["best_val_acc"])  # the model holds the best epoch's weights
 
 
@@ -116,22 +124,22 @@ class _Interrupt(Exception):
 def test_resume_after_interruption_gives_the_same_weights(tmp_path, monkeypatch, kd):
     teacher = None
     if kd:
-        train.set_seed(7)
-        teacher = models.FERNet(channels=[8, 8, 8], hidden=16).eval()
+        training.set_seed(7)
+        teacher = nets.FERNet(channels=[8, 8, 8], hidden=16).eval()
     full, r_full = _fit(teacher=teacher, epochs=4)
 
     ck = tmp_path / "ck.pt"
-    save = io.save_torch
+    save = files.save_torch
 
     def save_then_crash(path, obj):  # the job dies right after the checkpoint of epoch 2 was written
         save(path, obj)
         if obj.get("epoch") == 1:
             raise _Interrupt
 
-    monkeypatch.setattr(io, "save_torch", save_then_crash)
+    monkeypatch.setattr(files, "save_torch", save_then_crash)
     with pytest.raises(_Interrupt):
         _fit(teacher=teacher, epochs=4, checkpoint=ck)
-    monkeypatch.setattr(io, "save_torch", save)
+    monkeypatch.setattr(files, "save_torch", save)
     assert torch.load(ck, weights_only=True)["epoch"] == 1
     kept = tmp_path / "ck_after_epoch2.pt"
     shutil.copy(ck, kept)
@@ -158,7 +166,7 @@ def test_checkpoint_of_other_data_is_ignored(tmp_path):
 
 
 def test_predict_logits_shape_and_empty_input():
-    model = models.FERNet(**TINY)
+    model = nets.FERNet(**TINY)
     x = torch.randint(0, 255, (5, 48, 48), dtype=torch.uint8)
-    assert train.predict_logits(model, x, batch_size=2).shape == (5, 7)
-    assert train.predict_logits(model, x[:0]).shape == (0, 7)
+    assert training.predict_logits(model, x, batch_size=2).shape == (5, 7)
+    assert training.predict_logits(model, x[:0]).shape == (0, 7)

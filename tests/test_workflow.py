@@ -18,7 +18,9 @@ import torch
 from PIL import Image
 
 from conftest import snakemake
-from fer import CLASSES, variants
+from fer import checkpoints
+from fer import CLASSES
+from fer import variants
 from test_data import class_value, face, make_folder, write_image
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -169,9 +171,9 @@ def test_tiny_run_data_and_weights(tiny_run):
         path = tiny_run / "weights" / f"{v}.pt"
         ck = torch.load(path, weights_only=True)
         assert ck["variant"] == v and "state_dict" in ck and "arch" in ck
-        from fer import train
+        from fer.models import training
 
-        assert train.predict_logits(variants.load_model(path), x).shape == (4, 7)
+        assert training.predict_logits(checkpoints.load_model(path), x).shape == (4, 7)
     assert not list((tiny_run / "results" / "checkpoints").glob("*.pt"))  # removed after a complete run
 
 

@@ -1,39 +1,37 @@
-"""Config validation: the JSON schema (config/schema.yaml, defaults filled in) plus the checks a schema cannot
-express. Every problem is reported as one line naming the key, before any job runs."""
+"""Config validation: the JSON schema (config/schema.yaml: types and ranges, no defaults) plus the checks a
+schema cannot express. Every key must be present (config/config.yaml holds them all; override files are merged
+over it) and every problem is reported as one line naming the key, before any job runs."""
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 
 import yaml
-from jsonschema import Draft202012Validator, validators
+from jsonschema import Draft202012Validator, ValidationError, validators
 
-from .errors import FERError
+from fer.data import CKPLUS_HELP
+from fer.errors import ConfigError
 
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / "config" / "config.yaml"
+SCHEMA = REPO / "config" / "schema.yaml"
 SHELL_META = re.compile(r"[\s;&|`$<>()\\'\"*?!{}\[\]#~]")
 
 
-class ConfigError(FERError):
-    pass
-
-
-def _with_defaults(cls):
+def _all_required(cls):
+    """Every property a schema object lists is required (the schema holds no defaults to fill in)."""
     validate_props = cls.VALIDATORS["properties"]
 
-    def set_defaults(validator, properties, instance, schema):
-        if isinstance(instance, dict):
-            for prop, sub in properties.items():
-                if "default" in sub and prop not in instance:
-                    instance[prop] = _copy(sub["default"])
-        yield from validate_props(validator, properties, instance, schema)
+    def properties(validator, props, instance, schema):
+        if isinstance(instance, dict) and schema.get("additionalProperties") is False:
+            for prop in props:
+                if prop not in instance:
+                    yield ValidationError("missing (config/config.yaml sets every key: was it deleted there?)",
+                                          path=[prop])
+        yield from validate_props(validator, props, instance, schema)
 
-    return validators.extend(cls, {"properties": set_defaults})
-
-
-def _copy(obj):
-    import copy
-
-    return copy.deepcopy(obj)
+    return validators.extend(cls, {"properties": properties})
 
 
 def _key(path) -> str:
@@ -44,11 +42,29 @@ def _key(path) -> str:
     return out or "(top level)"
 
 
-def validate(config: dict, schema_path, base_dir=".") -> dict:
-    """Fill defaults into ``config`` in place and check it; raise :class:`ConfigError` (one line) on the
-    first problem."""
+def merge(base: dict, over: dict) -> dict:
+    """``over`` merged into a copy of ``base``, dictionaries key by key (as Snakemake merges --configfile)."""
+    out = copy.deepcopy(base)
+    for k, v in (over or {}).items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def defaults() -> dict:
+    """config/config.yaml: the value of every key."""
+    return yaml.safe_load(CONFIG.read_text())
+
+
+def load(overrides: dict | None = None, base_dir=".") -> dict:
+    """config/config.yaml with ``overrides`` merged over it, validated: what a rule sees (for tools and tests)."""
+    return validate(merge(defaults(), overrides or {}), SCHEMA, base_dir)
+
+
+def validate(config: dict, schema_path=SCHEMA, base_dir=".") -> dict:
+    """Check ``config`` against the schema and the semantic rules; raise :class:`ConfigError` (one line) on the
+    first problem. Returns ``config`` unchanged."""
     schema = yaml.safe_load(Path(schema_path).read_text())
-    validator = _with_defaults(Draft202012Validator)(schema)
+    validator = _all_required(Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
         e = errors[0]
@@ -79,8 +95,6 @@ def check_semantics(config: dict, base_dir: Path) -> None:
     if d["source"] == "folder":
         p = base_dir / d["path"]
         if not p.is_dir():
-            from .data import CKPLUS_HELP
-
             raise ConfigError(f"config key data.path: folder {d['path']!r} does not exist. "
                               + CKPLUS_HELP.format(root=d["path"]))
     if d["test_path"] and not (base_dir / d["test_path"]).is_dir():

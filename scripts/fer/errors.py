@@ -1,5 +1,56 @@
-"""User-facing errors: one clear line, no traceback."""
+"""Every error a user can see: one clear line, no traceback. The message says what to do.
+
+Rule scripts (fer.stages.runner) and the inference app print a :class:`FERError` as one line and exit non-zero;
+any other exception is a bug and is logged with its traceback.
+"""
 
 
 class FERError(Exception):
     """A problem the user must fix (bad data, missing weights, bad option); the message says what to do."""
+
+
+class ConfigError(FERError):
+    """A config key with a bad value, a missing or an unknown key (raised before any job runs)."""
+
+
+class DataError(FERError):
+    """Unusable data: no class folders, no images, a duplicate across classes, an empty split."""
+
+
+class BenchmarkError(FERError):
+    """A local benchmark cannot run (missing graph, bad settings)."""
+
+
+class JetsonError(FERError):
+    """A Jetson benchmark failure; the message is one line naming the cause."""
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split()))
+
+
+class JetsonConfigError(JetsonError):
+    """Bad ``jetson:`` settings or inputs (missing key file, bad workdir, no models)."""
+
+
+class JetsonUnreachable(JetsonError):
+    """The host cannot be reached (refused, timed out, unknown name, no route)."""
+
+
+class JetsonAuthError(JetsonError):
+    """The host refused the login (wrong user or key)."""
+
+
+class JetsonHostKeyError(JetsonError):
+    """The host key differs from the one recorded in ``jetson.known_hosts``."""
+
+
+class JetsonRuntimeMissing(JetsonError):
+    """The device has no usable runtime (onnxruntime not importable and no trtexec)."""
+
+
+class JetsonTimeout(JetsonError):
+    """A step on the device took longer than ``jetson.timeout``."""
+
+
+class JetsonDeviceError(JetsonError):
+    """The device script failed for another reason (python missing or too old, every model failed ...)."""

@@ -26,29 +26,32 @@ def onnx_path(variant: str, root: str | Path = ".") -> Path:
     return Path(root) / "results" / "onnx" / f"{variant}.onnx"
 
 
-def metrics_path(variant: str, root: str | Path = ".") -> Path:
-    return Path(root) / "results" / "metrics" / f"{variant}.json"
-
-
 def describe(variant: str) -> dict:
-    """``{"method": ..., "setting": ..., "base": ...}`` for a variant name (the summary's method/setting)."""
+    """``{"method", "setting", "base", "bits"}`` for a variant name: the summary's method/setting, the variant
+    it was made from, and the weight bit width of a quantized variant (None for the others)."""
     if variant == "teacher":
-        return {"method": "teacher", "setting": "", "base": None}
+        return {"method": "teacher", "setting": "", "base": None, "bits": None}
     if variant == "kd":
-        return {"method": "distillation", "setting": "", "base": "teacher"}
+        return {"method": "distillation", "setting": "", "base": "teacher", "bits": None}
     if variant == "scratch":
-        return {"method": "scratch", "setting": "", "base": None}
+        return {"method": "scratch", "setting": "", "base": None, "bits": None}
     m = _PR.match(variant)
     if m:
-        return {"method": "pruning", "setting": m["level"], "base": "kd"}
+        return {"method": "pruning", "setting": m["level"], "base": "kd", "bits": None}
     m = _PTQ.match(variant)
     if m:
-        return {"method": "quantization", "setting": m["bits"], "base": "kd"}
+        return {"method": "quantization", "setting": m["bits"], "base": "kd", "bits": int(m["bits"])}
     m = _PTQ_PR.match(variant)
     if m:
         return {"method": "pruning+quantization", "setting": f"{m['level']}/{m['bits']}",
-                "base": f"pr_kd_{m['level']}"}
+                "base": f"pr_kd_{m['level']}", "bits": int(m["bits"])}
     raise ValueError(f"unknown variant name {variant!r}")
+
+
+def summary_fields(variant: str) -> dict:
+    """The method and setting columns of a variant's result rows."""
+    d = describe(variant)
+    return {"method": d["method"], "setting": d["setting"]}
 
 
 def name(model: str, pr_level: str | None = None, bits: int | None = None) -> str:
@@ -64,19 +67,3 @@ def name(model: str, pr_level: str | None = None, bits: int | None = None) -> st
             raise ValueError("--model ptq_kd needs --quantize-bits")
         return f"ptq_pr_kd_{pr_level}_{bits}" if pr_level else f"ptq_kd_{bits}"
     raise ValueError(f"unknown model {model!r}")
-
-
-def load_model(path: str | Path):
-    """Any variant's checkpoint -> an nn.Module in eval mode (float, pruned or quantized)."""
-    from . import io
-
-    ckpt = io.load_checkpoint(path)
-    if ckpt.get("quant"):
-        from . import quant
-
-        return quant.load_quantized(ckpt)
-    from . import models
-
-    model = models.build(ckpt["arch"])
-    model.load_state_dict(ckpt["state_dict"])
-    return model.eval()

@@ -1,0 +1,112 @@
+"""Training speed: images/s of the teacher and student training loops, and the time of the whole recipe.
+
+    .venv/bin/python scripts/bench_train.py [--dataset results/data/dataset.pt] [--epochs 3] [--threads 2]
+                                            [--full]
+
+The data are a prepared dataset (``results/data/dataset.pt`` from ``snakemake data``) or, by default, a
+CK+-sized synthetic set made in memory (118 subjects, 975 images, about the size of the Kaggle CK+48 copy). For each model
+it runs ``fer.train.fit`` — the loop the training rules use, with augmentation, per-epoch validation and
+checkpointing — for ``--epochs`` epochs and reports the loop's images/s (the ``images_per_s`` of the
+training history, validation not included) and the wall time per epoch. It also times the model math alone
+(forward + backward + optimizer step on a fixed batch, no data handling) as the ceiling.
+
+``--full`` runs the default recipe of config/config.yaml (teacher, KD student, scratch student with their
+configured epochs) and prints its total wall time. On a shared machine the figures are only as good as the
+machine was idle: the 1-minute load average is printed with them.
+"""
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from fer.data import datasets, synthetic
+from fer.models import nets, training  # noqa: E402
+
+
+def load(args):
+    if args.dataset:
+        ds = datasets.load_prepared(args.dataset)
+        return datasets.subset(ds, "train") + datasets.subset(ds, "val")
+    imgs, labels, subjects = synthetic.load_arrays(n_subjects=118, seed=0)
+    imgs, labels = torch.from_numpy(imgs[:981]), torch.from_numpy(labels[:981]).long()
+    n_train = int(0.85 * len(imgs))
+    return imgs[:n_train], labels[:n_train], imgs[n_train:], labels[n_train:]
+
+
+def model_math(arch, batch, threads, steps=8):
+    torch.set_num_threads(threads)
+    m = nets.FERNet(**arch).to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(m.parameters(), 1e-3)
+    x = torch.randn(batch, 1, 48, 48).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 7, (batch,))
+    times = []
+    for _ in range(steps + 2):
+        t = time.perf_counter()
+        loss = F.cross_entropy(m(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - t)
+    times = sorted(times[2:])
+    return batch / times[len(times) // 2]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", help="a prepared dataset.pt (default: CK+-sized synthetic set in memory)")
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--config", default=str(HERE.parent / "config" / "config.yaml"))
+    ap.add_argument("--full", action="store_true", help="also time the whole default recipe")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    cfg = yaml.safe_load(Path(args.config).read_text())
+    torch.set_num_threads(args.threads)
+    tx, ty, vx, vy = load(args)
+    print(f"data: {len(tx)} train / {len(vx)} val images; threads {args.threads}; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    rows = []
+    teacher_model = None
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, role, kd in (("teacher", "teacher", False), ("kd", "student", True),
+                               ("scratch", "student", False)):
+            arch = cfg["models"][role]
+            hp = cfg["train"][role]
+            epochs = hp["epochs"] if args.full else args.epochs
+            training.set_seed(0)
+            m = nets.FERNet(**arch)
+            t0 = time.perf_counter()
+            res = training.fit(m, tx, ty, vx, vy, epochs=epochs, lr=hp["lr"], batch_size=hp["batch_size"],
+                            weight_decay=hp["weight_decay"], seed=0, augment_cfg=cfg["augment"],
+                            label_smoothing=hp.get("label_smoothing", 0.0),
+                            teacher=teacher_model if kd else None, temperature=cfg["kd"]["temperature"],
+                            alpha=cfg["kd"]["alpha"], checkpoint=Path(tmp) / f"{name}.pt", desc=name,
+                            progress=False)
+            wall = time.perf_counter() - t0
+            if name == "teacher":
+                teacher_model = m
+            ips = sorted(h["images_per_s"] for h in res["history"])
+            rows.append((name, epochs, ips[len(ips) // 2], wall / epochs, wall,
+                         model_math(arch, hp["batch_size"], args.threads)))
+    print(f"{'model':8} {'epochs':>6} {'loop img/s (median)':>20} {'s/epoch':>8} {'wall s':>8} "
+          f"{'model math img/s':>17}")
+    for r in rows:
+        print(f"{r[0]:8} {r[1]:>6} {r[2]:>20.0f} {r[3]:>8.2f} {r[4]:>8.1f} {r[5]:>17.0f}")
+    total = sum(r[4] for r in rows)
+    label = "whole default recipe" if args.full else f"{args.epochs} epochs each"
+    print(f"total ({label}): {total:.1f} s; load average now {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

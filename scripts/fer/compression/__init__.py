@@ -1,0 +1,1 @@
+"""Compression of a trained student: structured pruning (torch-pruning), quantization (brevitas), size."""

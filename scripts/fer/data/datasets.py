@@ -1,0 +1,285 @@
+"""Data preparation: CK+ folder layout -> one uint8 tensor file + a manifest CSV, with subject-independent
+splits.
+
+Layout read: ``<root>/<class>/*.png|jpg|jpeg`` with the 7 CK+ class folders (names case-insensitive), as the
+common Kaggle "CK+48" copy ships it. File names ``S010_004_00000017.png`` carry subject ``S010`` and
+sequence ``004``; splits are drawn by subject so frames of one subject never sit in two splits.
+
+Bad input (see README, "Bad input"): each case is either a clear :class:`DataError` naming the file and what
+to do, or a logged skip; never a traceback and never a silently wrong label.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import logging
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from fer import CLASSES, IMAGE_SIZE
+from fer import files
+from fer.data import preprocess
+from fer.data import CKPLUS_HELP, splits
+from fer.errors import DataError
+from fer.settings import Split
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+SPLITS = splits.SPLITS
+SUBJECT_RE = re.compile(r"^(?P<subject>S\d+)_(?P<sequence>\d+)(?:_(?P<frame>\d+))?", re.IGNORECASE)
+
+log = logging.getLogger("fer")
+
+
+@dataclass
+class Record:
+    path: Path
+    label: int
+    subject: str
+    sequence: str
+    subject_from_name: bool
+    source: str = "main"
+    orig_size: str = ""
+    orig_mode: str = ""
+    image: np.ndarray | None = field(default=None, repr=False)
+
+
+def parse_name(path: Path, source: str = "main") -> tuple[str, str, bool]:
+    """``(subject, sequence, from_name)``; a name without a CK+ subject id is its own group (named after the
+    file, its class folder and, outside the main folder, its source, so that two such files never share one)."""
+    m = SUBJECT_RE.match(path.stem)
+    if m:
+        return m["subject"].upper(), m["sequence"], True
+    prefix = "file:" if source == "main" else f"file:{source}:"
+    return f"{prefix}{path.parent.name}/{path.name}", path.stem, False
+
+
+def _class_dirs(root: Path) -> dict[int, Path]:
+    if not root.exists():
+        raise DataError(f"data folder {root} does not exist. " + CKPLUS_HELP.format(root=root))
+    if not root.is_dir():
+        raise DataError(f"data path {root} is not a folder. " + CKPLUS_HELP.format(root=root))
+    found: dict[int, Path] = {}
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_file():
+            if entry.name.lower() not in {"readme.md", "readme.txt", "readme"}:
+                log.warning("skipped stray file at the top of %s: %s (images belong in <class>/ folders)",
+                            root, entry.name)
+            continue
+        key = entry.name.lower()
+        if key not in CLASSES:
+            log.warning("skipped unknown folder %s: not one of the 7 CK+ classes %s", entry, ", ".join(CLASSES))
+            continue
+        idx = CLASSES.index(key)
+        if idx in found:
+            raise DataError(f"two folders name class {key!r}: {found[idx]} and {entry}. "
+                            "Merge them into one folder.")
+        found[idx] = entry
+    return found
+
+
+def _read_image(path: Path) -> tuple[np.ndarray, str, str] | None:
+    """Decode one image file -> (48x48 uint8, original size, original mode); None (logged) if unusable."""
+    try:
+        if path.stat().st_size == 0:
+            log.warning("skipped empty (0-byte) file %s", path)
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                im.load()
+                mode, size = im.mode, f"{im.width}x{im.height}"
+                if mode == "P" or mode == "PA":
+                    im = im.convert("RGBA" if "transparency" in im.info or mode == "PA" else "RGB")
+                elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+                    im = im.convert("RGB")
+                arr = np.asarray(im)
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
+        log.warning("skipped unreadable image %s (%s): re-export or delete it", path, type(exc).__name__)
+        return None
+    if arr.ndim not in (2, 3) or arr.shape[0] < 8 or arr.shape[1] < 8:
+        log.warning("skipped %s: image of shape %s is too small or not 2-D", path, arr.shape)
+        return None
+    img = preprocess.to_model_image(arr, "RGB", IMAGE_SIZE)
+    return img, size, mode
+
+
+def scan(root: str | Path, source: str = "main") -> list[Record]:
+    """Read every usable image below ``root`` (see module doc). Raises :class:`DataError`."""
+    root = Path(root)
+    dirs = _class_dirs(root)
+    if not dirs:
+        raise DataError(f"no class folders in {root}. " + CKPLUS_HELP.format(root=root))
+    for idx, cls in enumerate(CLASSES):
+        if idx not in dirs:
+            log.warning("class folder %r is missing in %s: the model will see no %s examples", cls, root, cls)
+    records: list[Record] = []
+    resized = converted = 0
+    listing = {idx: sorted(p for p in folder.iterdir() if not p.name.startswith(".")) for idx, folder in dirs.items()}
+    # One buffer for the pixels of every candidate file (records hold views into it): a FER2013-sized set is
+    # one 80 MB array instead of 35,000 small ones, and prepare() packs it without a second copy.
+    pixels = np.empty((sum(map(len, listing.values())), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+    for idx, folder in sorted(dirs.items()):
+        files = listing[idx]
+        kept = 0
+        for p in files:
+            if p.is_dir():
+                log.warning("skipped nested folder %s (images must sit directly in %s)", p, folder)
+                continue
+            if p.suffix.lower() not in IMAGE_SUFFIXES:
+                log.warning("skipped non-image file %s (expected .png, .jpg or .jpeg)", p)
+                continue
+            got = _read_image(p)
+            if got is None:
+                continue
+            img, size, mode = got
+            resized += size != f"{IMAGE_SIZE}x{IMAGE_SIZE}"
+            converted += mode != "L"
+            subject, sequence, from_name = parse_name(p, source)
+            row = len(records)
+            pixels[row] = img
+            records.append(Record(p, idx, subject, sequence, from_name, source, size, mode, pixels[row]))
+            kept += 1
+        if kept == 0:
+            log.warning("class folder %s holds no usable image", folder)
+    if not records:
+        raise DataError(f"no usable images in {root}. " + CKPLUS_HELP.format(root=root))
+    if resized:
+        log.info("%d images were not %dx%d and were resized (area resampling)", resized, IMAGE_SIZE, IMAGE_SIZE)
+    if converted:
+        log.info("%d images were not 8-bit grayscale and were converted to it", converted)
+    no_subject = [r for r in records if not r.subject_from_name]
+    if no_subject:
+        log.warning("%d file names carry no CK+ subject id (e.g. %s): each such file is its own group in the "
+                    "split, so frames of one person may land in two splits", len(no_subject), no_subject[0].path.name)
+    return records
+
+
+def drop_duplicates(records: list[Record]) -> list[Record]:
+    """Identical pixels twice: same class -> keep the first (logged); different classes -> DataError."""
+    seen: dict[str, Record] = {}
+    kept = []
+    for r in records:
+        digest = hashlib.sha1(r.image.tobytes()).hexdigest()
+        first = seen.get(digest)
+        if first is None:
+            seen[digest] = r
+            kept.append(r)
+        elif first.label == r.label:
+            log.warning("skipped duplicate image %s (same pixels as %s)", r.path, first.path)
+        else:
+            raise DataError(f"the same image is labelled {CLASSES[first.label]} ({first.path}) and "
+                            f"{CLASSES[r.label]} ({r.path}): delete the wrong copy")
+    return kept
+
+
+# ---------------------------------------------------------------------------------------------- prepare
+def prepare(root, out_tensor, out_manifest, split_cfg: Split, test_root=None) -> dict:
+    """Scan, de-duplicate, split and write ``out_tensor`` (torch file) and ``out_manifest`` (CSV)."""
+    records = scan(root, "main")
+    if test_root:
+        test_records = scan(test_root, "test")
+        records = drop_duplicates(records + test_records)
+        main = [r for r in records if r.source == "main"]
+        test = [r for r in records if r.source == "test"]
+        overlap = {r.subject for r in main if r.subject_from_name} & {r.subject for r in test if r.subject_from_name}
+        if overlap:
+            raise DataError(f"subjects {sorted(overlap)[:5]} appear both in {root} and in the test folder "
+                            f"{test_root}: a subject-independent test set must hold other subjects")
+        cfg = dataclasses.replace(split_cfg, folds=0, test=0.0)
+        s_main = splits.assign_splits([r.subject for r in main], [r.label for r in main], cfg)
+        records = main + test
+        split = np.concatenate([s_main, np.full(len(test), 2, dtype=np.int8)])
+    else:
+        records = drop_duplicates(records)
+        split = splits.assign_splits([r.subject for r in records], [r.label for r in records], split_cfg)
+    n_groups = len({r.subject for r in records})
+    for i, name in enumerate(SPLITS):
+        if not (split == i).any():
+            raise DataError(f"the {name} split is empty: {n_groups} subjects (groups of images) are too few for "
+                            f"data.split {split_cfg.as_dict()}; add subjects or change the split fractions/folds")
+    images = torch.from_numpy(pack_images(records))
+    labels = torch.tensor([r.label for r in records], dtype=torch.int64)
+    split_t = torch.from_numpy(split.astype(np.int8))
+    subjects = [r.subject for r in records]
+    splits.check_subject_independent(subjects, split)
+    files.save_torch(out_tensor, {"images": images, "labels": labels, "split": split_t,
+                               "classes": list(CLASSES), "subjects": subjects})
+    with files.atomic_path(out_manifest) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["file", "class", "label", "subject", "sequence", "split", "subject_from_filename",
+                    "source", "orig_size", "orig_mode"])
+        for r, s in zip(records, split):
+            w.writerow([str(r.path), CLASSES[r.label], r.label, r.subject, r.sequence, SPLITS[s],
+                        int(r.subject_from_name), r.source, r.orig_size, r.orig_mode])
+    stats = splits.split_stats(labels.numpy(), split, subjects)
+    for s in SPLITS:
+        log.info("%-5s: %4d images, %3d subjects, per class %s", s, stats[s]["images"], stats[s]["subjects"],
+                 stats[s]["per_class"])
+    return stats
+
+
+def pack_images(records: list[Record]) -> np.ndarray:
+    """The records' images as one (N, 48, 48) uint8 array; the records' ``image`` fields are released.
+
+    When the images are views, in order, into the one buffer :func:`scan` filled (one folder, only
+    duplicates or unusable files left out), the rows are moved together inside that buffer, so the set is
+    never held twice; otherwise (e.g. a separate test folder) they are stacked into a new array.
+    """
+    if not records:
+        return np.empty((0, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+    base = records[0].image.base
+    rows = None
+    if isinstance(base, np.ndarray) and base.ndim == 3 and base.flags.c_contiguous and base.flags.owndata:
+        start, step = base.__array_interface__["data"][0], base.strides[0]
+        rows = []
+        for r in records:
+            if r.image.base is not base:
+                rows = None
+                break
+            rows.append((r.image.__array_interface__["data"][0] - start) // step)
+        if rows is not None and any(b <= a for a, b in zip(rows, rows[1:])):
+            rows = None
+    if rows is None:
+        out = np.stack([r.image for r in records])
+        for r in records:
+            r.image = None
+        return out
+    for i, row in enumerate(rows):  # rows only move towards the front, so no row is overwritten before its move
+        if row != i:
+            base[i] = base[row]
+    for r in records:
+        r.image = None  # the views are stale now, and resize() needs them gone
+    if len(rows) < len(base):
+        base.resize((len(rows), *base.shape[1:]), refcheck=False)
+    return base
+
+
+def load_prepared(path) -> dict:
+    """The prepared dataset: images (N,48,48) uint8, labels (N,), split (N,) int8, classes, subjects."""
+    return files.load_torch(path)
+
+
+def train_val(path) -> tuple[dict, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(dataset, train_x, train_y, val_x, val_y)`` of a prepared dataset, for the training rules;
+    :class:`DataError` if the train or validation split is empty."""
+    ds = load_prepared(path)
+    tx, ty = subset(ds, "train")
+    vx, vy = subset(ds, "val")
+    if len(tx) == 0 or len(vx) == 0:
+        raise DataError(f"{path}: the train and validation splits must not be empty (train {len(tx)}, "
+                        f"val {len(vx)}); use more subjects or other split fractions")
+    return ds, tx, ty, vx, vy
+
+
+def subset(ds: dict, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    m = ds["split"] == SPLITS.index(split)
+    return ds["images"][m], ds["labels"][m]

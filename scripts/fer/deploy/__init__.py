@@ -1,0 +1,1 @@
+"""Deployment: ONNX export, onnxruntime sessions, local latency benchmarks and the Jetson over SSH."""

@@ -1,0 +1,383 @@
+"""Batch-1 latency of one variant on this machine, in PyTorch eager or in onnxruntime.
+
+Protocol (the same for every variant and runtime, as in the original Jetson Nano study): one fixed
+1x1x48x48 input, ``warmup`` untimed runs, then ``runs`` timed runs, each timed on its own with
+``time.perf_counter_ns``; the row reports p50/p90 (linear interpolation, numpy's default), mean and std
+(population) in milliseconds, plus min/max and p90/p50. The runtime is held to ``threads`` threads and the
+process may be pinned to as many cores (``pin``). The garbage collector is paused while timing.
+
+- ``pytorch``: the checkpoint as saved, in eager mode under ``torch.inference_mode()`` with
+  ``torch.set_num_threads(threads)``. Quantized variants run brevitas' fake quantization in fp32.
+- ``onnxruntime``: the exported ONNX graph, CPU execution provider, ``intra_op_num_threads=threads``,
+  ``inter_op_num_threads=1``, sequential execution, all graph optimizations (constant folding, BN folded
+  into the conv, Conv+ReLU fusion, NCHWc blocked layouts). The optimized graph is inspected to say what
+  actually ran: fp32 kernels, int8 kernels (QLinearConv ...), or fp32 kernels with Q/DQ nodes around them.
+  The ONNX output is compared with the PyTorch output on the same input (``max_abs_diff``).
+
+Every row also describes the machine (host name, CPU model from /proc/cpuinfo, cores, OS, Python and runtime
+versions), in the same columns as the Jetson rows (:mod:`fer.jetson`).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import gc
+import logging
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fer import checkpoints, files
+from fer.deploy.columns import COLUMNS
+from fer.errors import BenchmarkError
+
+log = logging.getLogger("fer")
+
+RUNTIMES = ("pytorch", "onnxruntime")
+DEVICE = "local-cpu"
+
+# onnxruntime kernels that compute in integers (after its Q/DQ fusion passes).
+INT_KERNELS = {"QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "QGemm", "QLinearAdd",
+               "QLinearMul", "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "QLinearGlobalAveragePool",
+               "QLinearConcat", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearAveragePool", "QLinearSoftmax"}
+QDQ_NODES = {"QuantizeLinear", "DequantizeLinear"}
+
+
+# -------------------------------------------------------------------------------------------------- machine
+def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The CPU model name (first ``model name`` / ``Hardware`` / ``Processor`` line of /proc/cpuinfo)."""
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        text = ""
+    found = {}
+    for line in text.splitlines():
+        key, sep, val = line.partition(":")
+        key, val = key.strip().lower(), val.strip()
+        if sep and val and key in ("model name", "hardware", "processor", "cpu model", "uarch") and key not in found:
+            found[key] = val
+    for key in ("model name", "cpu model", "hardware", "uarch"):
+        if key in found:
+            return found[key]
+    if found.get("processor") and not found["processor"].isdigit():  # ARM: "Processor : ARMv7 ..."
+        return found["processor"]
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def usable_cores() -> list[int]:
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return list(range(os.cpu_count() or 1))
+
+
+def machine_info(runtime: str) -> dict:
+    """The machine columns of a row (same names as the Jetson rows)."""
+    if runtime == "pytorch":
+        version = f"torch {torch.__version__}"
+    elif runtime == "onnxruntime":
+        import onnxruntime
+
+        version = f"onnxruntime {onnxruntime.__version__}"
+    else:
+        version = ""
+    return {"machine": platform.node(), "machine_cpu": cpu_model(), "machine_cores": os.cpu_count(),
+            "machine_arch": platform.machine(), "machine_os": platform.platform(terse=True),
+            "python": platform.python_version(), "runtime_version": version}
+
+
+@contextlib.contextmanager
+def pinned(cores: int | None):
+    """Pin this process to ``cores`` cores (the last ones it may use) for the duration; None = no pinning."""
+    if not cores or not hasattr(os, "sched_setaffinity"):
+        yield None
+        return
+    before = os.sched_getaffinity(0)
+    chosen = sorted(before)[-cores:]
+    os.sched_setaffinity(0, chosen)
+    try:
+        yield chosen
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def _load_avg() -> float | None:
+    """1-minute load average when the measurement starts: other processes on the machine show up here."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):  # pragma: no cover - not Unix
+        return None
+
+
+@contextlib.contextmanager
+def scheduling(realtime: bool):
+    """With ``realtime``, run the block under SCHED_FIFO (priority 50) so that no ordinary process can preempt
+    the measurement; this needs root or CAP_SYS_NICE, otherwise the block runs at normal priority. Yields the
+    policy actually used, for the ``scheduling`` column."""
+    if not realtime:
+        yield "normal"
+        return
+    if not hasattr(os, "sched_setscheduler"):  # pragma: no cover - not Linux
+        log.warning("benchmark.realtime: SCHED_FIFO is not available here; measuring at normal priority")
+        yield "normal (SCHED_FIFO unavailable)"
+        return
+    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(50))
+    except OSError as exc:
+        log.warning("benchmark.realtime: SCHED_FIFO not permitted (%s); measuring at normal priority", exc)
+        yield "normal (SCHED_FIFO not permitted)"
+        return
+    try:
+        yield "SCHED_FIFO 50"
+    finally:
+        os.sched_setscheduler(0, policy, param)
+
+
+# ---------------------------------------------------------------------------------------------- statistics
+def latency_stats(times_ms) -> dict:
+    """p50/p90 (linear interpolation), mean, std (population), min, max and p90/p50 of per-run times (ms)."""
+    t = np.asarray(times_ms, dtype=float)
+    if t.size == 0:
+        raise BenchmarkError("no timed runs")
+    p50, p90 = (float(v) for v in np.percentile(t, [50, 90]))
+    return {"latency_ms_p50": p50, "latency_ms_p90": p90, "latency_ms_mean": float(t.mean()),
+            "latency_ms_std": float(t.std()), "latency_ms_min": float(t.min()), "latency_ms_max": float(t.max()),
+            "p90_over_p50": p90 / p50 if p50 > 0 else float("nan"), "runs": int(t.size)}
+
+
+def time_calls(fn, runs: int, warmup: int, with_cpu: bool = False):
+    """Call ``fn()`` ``warmup`` times untimed, then ``runs`` times timed one by one; per-call wall times in ms.
+
+    With ``with_cpu`` also the CPU time of the calling thread per call (ms), read outside the wall-clock
+    window: wall >> CPU time means the process was waiting (other processes held the core), not computing.
+    """
+    if runs < 1:
+        raise BenchmarkError(f"runs must be >= 1, got {runs}")
+    for _ in range(max(0, warmup)):
+        fn()
+    times = np.empty(runs, dtype=np.int64)
+    cpu = np.empty(runs, dtype=np.int64)
+    clock, cpu_clock = time.perf_counter_ns, time.thread_time_ns
+    gc_was_on = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        if with_cpu:
+            for i in range(runs):
+                c0 = cpu_clock()
+                t0 = clock()
+                fn()
+                t1 = clock()
+                cpu[i] = cpu_clock() - c0
+                times[i] = t1 - t0
+        else:
+            for i in range(runs):
+                t0 = clock()
+                fn()
+                times[i] = clock() - t0
+    finally:
+        if gc_was_on:
+            gc.enable()
+    return (times / 1e6, cpu / 1e6) if with_cpu else times / 1e6
+
+
+def _with_cpu_stats(times_cpu) -> dict:
+    wall, cpu = times_cpu
+    p50, p90 = (float(v) for v in np.percentile(cpu, [50, 90]))
+    return {**latency_stats(wall), "cpu_ms_p50": p50, "cpu_ms_p90": p90}
+
+
+def example_input(shape=(1, 1, 48, 48), seed: int = 0) -> np.ndarray:
+    """The fixed benchmark input: a seeded image in [0, 1] (latency does not depend on the content)."""
+    return np.random.default_rng(seed).random(shape, dtype=np.float32)
+
+
+# ---------------------------------------------------------------------------------------------- runtimes
+def describe_checkpoint(ckpt: dict) -> dict:
+    """Bits and quantization facts of a checkpoint, for the precision/note columns."""
+    q = ckpt.get("quant") or {}
+    bits = int(q.get("weight_bits", 32)) if q else 32
+    return {"quantized": bool(q) and bits < 32, "bits": bits, "act_bits": q.get("act_bits")}
+
+
+def _torch_precision(info: dict) -> tuple[str, str]:
+    if not info["quantized"]:
+        return "fp32", "eager PyTorch, fp32"
+    note = (f"brevitas fake quantization: {info['bits']}-bit weights are rounded and computed in fp32 "
+            f"(this measures the quantized model's cost in eager PyTorch, not an integer speed-up)")
+    return "fp32-fakequant", note
+
+
+def bench_pytorch(weights, runs: int, warmup: int, threads: int, x: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
+    """Latency of the checkpoint in eager PyTorch; returns (row fields, logits on ``x``)."""
+    ckpt = checkpoints.load_checkpoint(weights)
+    info = describe_checkpoint(ckpt)
+    model = checkpoints.load_model(weights).eval()
+    arch = ckpt.get("arch", {})
+    if x is None:
+        x = example_input((1, arch.get("in_channels", 1), arch.get("in_size", 48), arch.get("in_size", 48)))
+    torch.set_num_threads(int(threads))
+    xt = torch.from_numpy(x)
+    with torch.inference_mode():
+        out = model(xt).float().numpy().copy()
+        timed = time_calls(lambda: model(xt), runs, warmup, with_cpu=True)
+    precision, note = _torch_precision(info)
+    executed = f"torch eager, {torch.get_num_threads()} thread(s)" + (", brevitas fake-quant" if info["quantized"] else "")
+    return {"precision": precision, "note": note, "executed": executed,
+            "bits": info["bits"], **_with_cpu_stats(timed)}, out
+
+
+def ort_session_options(threads: int, optimized_path: str | None = None):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = int(threads)
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    if int(threads) == 1:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if optimized_path:
+        so.optimized_model_filepath = str(optimized_path)
+    return so
+
+
+def optimized_ops(onnx_path, threads: int = 1) -> dict[str, int]:
+    """Op types (with counts) of the graph onnxruntime actually executes after its optimizations."""
+    import onnx
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory(prefix="fer-ort-") as tmp:
+        out = Path(tmp) / "optimized.onnx"
+        ort.InferenceSession(str(onnx_path), ort_session_options(threads, out), providers=["CPUExecutionProvider"])
+        graph = onnx.load(str(out), load_external_data=False).graph
+        counts: dict[str, int] = {}
+        for node in graph.node:
+            counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return counts
+
+
+def classify_onnx_execution(ops: dict[str, int], bits: int, export_format: str | None = None) -> tuple[str, str, str]:
+    """(precision, executed, note) for an onnxruntime row, from the optimized graph's op types, the weight bit
+    width and the export sidecar's ``format`` (float | qcdq | fake-quant) when known."""
+    int_ops = sorted(o for o in ops if o in INT_KERNELS)
+    qdq = sum(ops.get(o, 0) for o in QDQ_NODES)
+    compute = sorted(o for o in ops if o in {"Conv", "FusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul"})
+    emulated = export_format == "fake-quant" or (export_format is None and bits < 32 and "Round" in ops)
+    if int_ops:
+        precision = "int8"
+        executed = "int8 kernels: " + ", ".join(int_ops) + (f" (+{qdq} Q/DQ nodes)" if qdq else "")
+    elif qdq:
+        precision = "fp32-qdq"
+        executed = f"fp32 kernels ({', '.join(compute) or 'none'}) with {qdq} Q/DQ nodes simulating quantization"
+    elif emulated:
+        precision = "fp32-fakequant"
+        executed = (f"fp32 kernels ({', '.join(compute) or 'none'}) with quantization emulated in fp32 "
+                    f"({ops.get('Round', 0)} Round nodes)")
+    else:
+        precision = "fp32"
+        executed = "fp32 kernels: " + (", ".join(compute) or "none")
+    if "ReorderInput" in ops:
+        executed += " (NCHWc blocked layout)"
+    notes = []
+    if bits < 32 and precision in ("fp32-fakequant", "fp32-qdq", "fp32"):
+        notes.append(f"{bits}-bit quantization emulated in fp32: no speed-up over fp32; the saving is storage "
+                     f"(size_bytes is computed from the bit width)")
+    elif bits < 8:
+        notes.append(f"{bits}-bit weights are stored in int8 containers and run on int8 kernels: a storage "
+                     f"saving, not a speed-up over 8 bits")
+    if precision == "fp32-qdq":
+        notes.append("onnxruntime did not fuse the Q/DQ pattern into integer kernels")
+    if precision == "int8":
+        notes.append("int8 kernels after onnxruntime's Q/DQ fusion")
+    if not notes:
+        notes.append("onnxruntime CPU, all graph optimizations (BN folded, Conv+ReLU fused, NCHWc layout)")
+    return precision, executed, "; ".join(notes)
+
+
+def bench_onnxruntime(onnx_path, runs: int, warmup: int, threads: int, bits: int = 32,
+                      x: np.ndarray | None = None, export_format: str | None = None) -> tuple[dict, np.ndarray]:
+    """Latency of the ONNX graph in onnxruntime (CPU EP); returns (row fields, logits on ``x``)."""
+    import onnxruntime as ort
+
+    if not Path(onnx_path).is_file():
+        raise BenchmarkError(f"{onnx_path} does not exist")
+    ops = optimized_ops(onnx_path, threads)
+    sess = ort.InferenceSession(str(onnx_path), ort_session_options(threads), providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    if x is None:
+        shape = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
+        x = example_input(tuple(shape))
+    feed = {inp.name: np.ascontiguousarray(x, dtype=np.float32)}
+    out_names = [sess.get_outputs()[0].name]
+    out = sess.run(out_names, feed)[0]
+    timed = time_calls(lambda: sess.run(out_names, feed), runs, warmup, with_cpu=True)
+    precision, executed, note = classify_onnx_execution(ops, bits, export_format)
+    return {"precision": precision, "note": note, "executed": executed, "bits": bits,
+            "export_format": export_format or "",
+            **_with_cpu_stats(timed)}, np.asarray(out)
+
+
+def benchmark(variant: str, runtime: str, weights, onnx=None, runs: int = 100, warmup: int = 10,
+              threads: int = 1, pin: bool = True, onnx_info=None, realtime: bool = False) -> dict:
+    """One row (see :data:`COLUMNS`) for ``variant`` on ``runtime`` (pytorch | onnxruntime) on this machine.
+
+    The onnxruntime row also runs the checkpoint once in PyTorch on the same input and records the largest
+    absolute difference of the logits (``max_abs_diff``) — a check that the exported graph is the model.
+    ``onnx_info`` is the export sidecar (results/onnx/<variant>.json); its ``format`` says whether the graph
+    is float, QCDQ or fake-quant. ``realtime`` measures under SCHED_FIFO when permitted (see
+    :func:`scheduling`); the row's ``scheduling`` column says what was used.
+    """
+    if runtime not in RUNTIMES:
+        raise BenchmarkError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
+    if runtime == "onnxruntime" and (onnx is None or not Path(onnx).is_file()):
+        raise BenchmarkError(f"{onnx} does not exist" if onnx else
+                             "the onnxruntime benchmark needs the exported ONNX model")
+    ckpt = checkpoints.load_checkpoint(weights)
+    arch = ckpt.get("arch", {})
+    size = arch.get("in_size", 48)
+    x = example_input((1, arch.get("in_channels", 1), size, size))
+    bits = describe_checkpoint(ckpt)["bits"]
+    load = _load_avg()
+    with pinned(threads if pin else None) as cores, scheduling(realtime) as policy:
+        if runtime == "pytorch":
+            fields, _ = bench_pytorch(weights, runs, warmup, threads, x)
+            diff = None
+        else:
+            fmt = None
+            if onnx_info and Path(onnx_info).is_file():
+                fmt = json.loads(Path(onnx_info).read_text()).get("format")
+            fields, out = bench_onnxruntime(onnx, runs, warmup, threads, bits, x, fmt)
+            with torch.inference_mode():
+                ref = checkpoints.load_model(weights)(torch.from_numpy(x)).float().numpy()
+            diff = float(np.abs(ref - out).max())
+    row = {"variant": variant, "runtime": runtime, "device": DEVICE, **fields, "warmup": int(warmup),
+           "threads": int(threads), **machine_info(runtime), "max_abs_diff": diff,
+           "cpu_affinity": ",".join(map(str, cores)) if cores else "", "load_avg_1m": load,
+           "scheduling": policy}
+    ordered = {k: row.get(k) for k in COLUMNS}
+    ordered.update({k: v for k, v in row.items() if k not in ordered})
+    if load is not None and load > (len(usable_cores()) or 1) * 0.5 + 0.5 and policy == "normal":
+        log.warning("load average %.2f on %d core(s) while measuring: other processes compete for the CPU and "
+                    "widen p90 (Snakemake runs nothing beside this job; something outside it does)", load,
+                    len(usable_cores()))
+    log.info("%s %s: p50 %.4f ms  p90 %.4f ms  mean %.4f ms  std %.4f ms  p90/p50 %.2f  CPU time p50 %.4f ms "
+             "p90 %.4f ms  (%d runs after %d warm-up, %d thread(s), %s, %s)", variant, runtime, row["latency_ms_p50"],
+             row["latency_ms_p90"], row["latency_ms_mean"], row["latency_ms_std"], row["p90_over_p50"],
+             row["cpu_ms_p50"], row["cpu_ms_p90"], row["runs"], warmup, threads, row["executed"], policy)
+    return ordered
+
+
+def write_result(path, row: dict, times_ms=None) -> None:
+    """results/benchmarks/<variant>_<runtime>.json: ``{"rows": [row], "protocol": ...}``."""
+    files.write_json(path, {"rows": [row], "columns": COLUMNS,
+                         "protocol": (f"batch 1, {row['warmup']} warm-up runs then {row['runs']} timed runs "
+                                      f"(time.perf_counter_ns per run), {row['threads']} thread(s), "
+                                      f"{row['device']} {row['machine_cpu']}")})

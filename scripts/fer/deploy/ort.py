@@ -1,0 +1,48 @@
+"""The one way this project builds an onnxruntime session (benchmarks, export checks and the inference app).
+
+Settings, the same everywhere: ``threads`` intra-op threads (0: onnxruntime's default), one inter-op thread,
+sequential execution, all graph optimizations (``level``), only errors logged, and no spin-waiting when a
+single thread runs the model (a spinning worker only steals the CPU from everything else on a small shared
+machine). ``optimized_path`` makes onnxruntime save the graph it actually executes.
+"""
+from __future__ import annotations
+
+import os
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
+          "all": "ORT_ENABLE_ALL"}
+
+
+def session_options(threads: int, optimized_path: str | os.PathLike | None = None, level: str = "all"):
+    """``onnxruntime.SessionOptions`` with this project's settings (see the module docstring)."""
+    import onnxruntime as ort  # heavy and optional: only ONNX runs need it
+
+    if level not in LEVELS:
+        raise ValueError(f"unknown graph optimization level {level!r}; one of {', '.join(LEVELS)}")
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = int(threads)
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, LEVELS[level])
+    so.log_severity_level = 3
+    if int(threads) == 1:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if optimized_path:
+        so.optimized_model_filepath = str(optimized_path)
+    return so
+
+
+def providers_for(device: str = "cpu") -> list[str]:
+    """Execution providers for ``device`` (cpu | cuda); CUDA falls back to the CPU for unsupported ops."""
+    return [CUDA, CPU] if device == "cuda" else [CPU]
+
+
+def session(path: str | os.PathLike, threads: int, providers: list[str] | tuple[str, ...] | None = None,
+            optimized_path: str | os.PathLike | None = None, level: str = "all"):
+    """An ``onnxruntime.InferenceSession`` for the model at ``path`` (default provider: the CPU)."""
+    import onnxruntime as ort  # heavy and optional: only ONNX runs need it
+
+    return ort.InferenceSession(str(path), sess_options=session_options(threads, optimized_path, level),
+                                providers=list(providers) if providers else [CPU])

@@ -1,0 +1,1 @@
+"""The CNNs (teacher and student family) and the training loop (cross-entropy and distillation)."""

@@ -1,0 +1,1 @@
+"""Results: classification metrics, the summary table, plots, the HTML table and provenance."""

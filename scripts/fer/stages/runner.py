@@ -1,0 +1,39 @@
+"""How a rule script runs its stage: logging to the rule's log file and the terminal, the job's thread count,
+one-line errors, and the job record behind results/provenance.json."""
+from __future__ import annotations
+
+import sys
+import traceback
+
+import torch
+
+from fer import logs
+from fer.errors import FERError
+from fer.report import provenance
+
+
+def run(snakemake, main) -> None:
+    """Call ``main(snakemake, logger)`` with logging to ``snakemake.log[0]`` and the terminal.
+
+    A :class:`FERError` ends the job with its one-line message (and exit code 1); any other exception is
+    logged with its traceback in the log file, since it is a bug rather than a user error.
+    """
+    logger = logs.setup(snakemake.log[0] if len(snakemake.log) else None)
+    try:
+        torch.set_num_threads(max(1, int(snakemake.threads)))
+        main(snakemake, logger)
+        record_provenance(snakemake, logger)
+    except FERError as exc:
+        logger.error("%s", exc)
+        sys.exit(1)
+    except Exception:
+        logger.error("unexpected error:\n%s", traceback.format_exc())
+        sys.exit(1)
+
+
+def record_provenance(snakemake, logger) -> None:
+    """The job record behind results/provenance.json (fer.report.provenance); never fails the job."""
+    try:
+        provenance.record_job(snakemake)
+    except Exception as exc:  # provenance is bookkeeping: a failure is logged, the outputs stay valid
+        logger.warning("could not record provenance: %s: %s", type(exc).__name__, exc)

@@ -1,0 +1,11 @@
+"""Rule summary: every variant's metrics and benchmark rows -> results/summary.csv (fer.stages.evaluate.summary)."""
+from fer.stages.evaluate import summary
+from fer.stages.runner import run
+
+
+def main(sm, log):
+    summary(metric_files=list(sm.input.metrics), benchmark_files=list(sm.input.benchmarks),
+            out_csv=sm.output.summary)
+
+
+run(snakemake, main)  # noqa: F821

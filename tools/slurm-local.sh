@@ -1,0 +1,350 @@
+#!/usr/bin/env bash
+# Single-node SLURM cluster on localhost, for testing the Snakemake SLURM profile (profiles/slurm).
+#
+#   tools/slurm-local.sh up       install if missing, configure, start; wait for an idle node
+#   tools/slurm-local.sh down     cancel this cluster's jobs, stop the daemons this script started
+#   tools/slurm-local.sh status   show the daemons and the node; exit 0 only if all are up (root)
+#   tools/slurm-local.sh env      print `export SLURM_CONF=...` for this cluster
+#
+# Runs as root, without systemd. Daemons: munged (as user munge), mariadbd (as user mysql), slurmdbd,
+# slurmctld, slurmd (SlurmUser=root). Job accounting goes through slurmdbd + MariaDB so that `sacct`
+# works: the Snakemake SLURM executor checks job status with `sacct` by default, exactly as on a real
+# cluster, so the profile is tested unchanged.
+#
+# Everything (configs, munge key, database, spool, logs, pid files) lives in one state dir,
+# $FER_SLURM_STATE (default /tmp/fer-slurm; its parents must be traversable by the munge and mysql users).
+# All addresses are 127.0.0.1: munged and MariaDB use unix sockets only (--skip-networking), slurmd binds
+# 127.0.0.1 (CommunicationParameters=NoInAddrAny); slurmctld (6817) and slurmdbd (6819) bind every
+# address, as Slurm 22.05 offers no option against it, but accept only munge credentials made with the
+# key in the state dir. `down` stops only the processes whose pid files are in the state dir. When
+# /etc/slurm/slurm.conf does not exist, `up` links it to the state dir's config (so sbatch/sinfo work
+# without SLURM_CONF) and `down` removes that link again.
+#
+# Environment: FER_SLURM_STATE (state dir), FER_SLURM_CLUSTER (cluster name, default fer-local),
+# FER_SLURM_PARTITION (partition name, default debug), FER_SLURM_TIMEOUT (seconds to wait, default 60).
+set -euo pipefail
+
+STATE=${FER_SLURM_STATE:-/tmp/fer-slurm}
+CLUSTER=${FER_SLURM_CLUSTER:-fer-local}
+PARTITION=${FER_SLURM_PARTITION:-debug}
+TIMEOUT=${FER_SLURM_TIMEOUT:-60}
+
+ETC=$STATE/etc
+RUN=$STATE/run
+LOG=$STATE/log
+MUNGE_DIR=$STATE/munge
+MUNGE_SOCKET=$MUNGE_DIR/munge.socket.2
+DB_DIR=$STATE/mysql
+DB_SOCKET=$DB_DIR/mysqld.sock
+SLURM_CONF_FILE=$ETC/slurm.conf
+SYSTEM_CONF=/etc/slurm/slurm.conf
+
+# Order matters: started left to right, stopped right to left.
+DAEMONS=(munged mariadbd slurmdbd slurmctld slurmd)
+PACKAGES=(slurm-wlm slurmdbd munge mariadb-server)
+BINARIES=(munged munge unmunge slurmctld slurmd slurmdbd sbatch squeue sacct sacctmgr sinfo scontrol scancel
+          mariadbd mariadb-install-db mariadb-admin)
+
+export SLURM_CONF=$SLURM_CONF_FILE
+export MYSQL_UNIX_PORT=$DB_SOCKET   # libmariadb (used by slurmdbd) connects through this socket
+
+log() { printf '[slurm-local] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# Pid files: written by the daemons themselves, each where its (non-root) user may write.
+pidfile() {
+    case $1 in
+        munged) echo "$MUNGE_DIR/munged.pid" ;;
+        mariadbd) echo "$DB_DIR/mariadbd.pid" ;;
+        *) echo "$RUN/$1.pid" ;;
+    esac
+}
+
+# A process that exists and is not a zombie (daemons are reparented to PID 1, which reaps them late).
+alive() {
+    local state
+    state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ -n $state && $state != Z ]]
+}
+
+# Pid of a daemon we started, if it is still running (and really is that program).
+running_pid() {
+    local name=$1 f pid
+    f=$(pidfile "$name")
+    [[ -s $f ]] || return 1
+    pid=$(tr -dc '0-9' <"$f")
+    [[ -n $pid ]] && alive "$pid" || return 1
+    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$name" ]] || return 1
+    echo "$pid"
+}
+
+wait_for() {  # wait_for DESCRIPTION COMMAND...: retry COMMAND every 0.2 s until it succeeds or TIMEOUT
+    local what=$1 deadline=$((SECONDS + TIMEOUT))
+    shift
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || die "timed out after ${TIMEOUT}s waiting for $what (logs in $LOG)"
+        sleep 0.2
+    done
+}
+
+ensure_packages() {
+    local missing=() b
+    for b in "${BINARIES[@]}"; do
+        command -v "$b" >/dev/null 2>&1 || missing+=("$b")
+    done
+    ((${#missing[@]} == 0)) && return 0
+    log "installing ${PACKAGES[*]} (missing: ${missing[*]})"
+    export DEBIAN_FRONTEND=noninteractive
+    local wait_lock=(-o DPkg::Lock::Timeout=300)  # another apt-get may be running
+    apt-get "${wait_lock[@]}" update -q >"$LOG/apt.log" 2>&1 ||
+        { cat "$LOG/apt.log" >&2; die "apt-get update failed"; }
+    apt-get "${wait_lock[@]}" install -y -q --no-install-recommends "${PACKAGES[@]}" >>"$LOG/apt.log" 2>&1 ||
+        { tail -n 30 "$LOG/apt.log" >&2; die "apt-get install failed"; }
+}
+
+write_configs() {
+    local host node_line
+    host=$(hostname -s)
+    # Hardware line as slurmd sees it, e.g. "NodeName=vm CPUs=2 ... RealMemory=24105".
+    node_line=$(slurmd -C | head -n 1)
+    [[ $node_line == NodeName=* ]] || die "unexpected output of slurmd -C: $node_line"
+
+    cat >"$SLURM_CONF_FILE.tmp" <<EOF
+# Generated by tools/slurm-local.sh: single-node test cluster on localhost.
+ClusterName=$CLUSTER
+SlurmctldHost=$host(127.0.0.1)
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+AuthInfo=socket=$MUNGE_SOCKET
+CommunicationParameters=NoInAddrAny
+SlurmctldPort=6817
+SlurmdPort=6818
+StateSaveLocation=$STATE/slurmctld
+SlurmdSpoolDir=$STATE/slurmd
+SlurmctldPidFile=$(pidfile slurmctld)
+SlurmdPidFile=$(pidfile slurmd)
+SlurmctldLogFile=$LOG/slurmctld.log
+SlurmdLogFile=$LOG/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+DefMemPerCPU=1000
+MpiDefault=none
+MailProg=/bin/true
+ReturnToService=2
+SchedulerType=sched/backfill
+JobAcctGatherType=jobacct_gather/linux
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=127.0.0.1
+AccountingStoragePort=6819
+# For connections to slurmdbd, Slurm takes the munge socket from AccountingStoragePass, not AuthInfo.
+AccountingStoragePass=$MUNGE_SOCKET
+MinJobAge=300
+$node_line NodeAddr=127.0.0.1 NodeHostname=$host State=UNKNOWN
+PartitionName=$PARTITION Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+EOF
+    mv "$SLURM_CONF_FILE.tmp" "$SLURM_CONF_FILE"
+
+    # slurmdbd reads slurmdbd.conf from the directory of $SLURM_CONF; it must be private to SlurmUser.
+    (
+        umask 077
+        cat >"$ETC/slurmdbd.conf" <<EOF
+# Generated by tools/slurm-local.sh
+AuthType=auth/munge
+AuthInfo=socket=$MUNGE_SOCKET
+DbdHost=$host
+DbdAddr=127.0.0.1
+DbdPort=6819
+SlurmUser=root
+LogFile=$LOG/slurmdbd.log
+PidFile=$(pidfile slurmdbd)
+StorageType=accounting_storage/mysql
+StorageHost=localhost
+StorageUser=root
+StorageLoc=slurm_acct_db
+EOF
+    )
+    chmod 600 "$ETC/slurmdbd.conf"
+}
+
+link_system_conf() {
+    if [[ -L $SYSTEM_CONF && $(readlink "$SYSTEM_CONF") == "$SLURM_CONF_FILE" ]]; then
+        return 0
+    fi
+    if [[ -e $SYSTEM_CONF || -L $SYSTEM_CONF ]]; then
+        log "note: $SYSTEM_CONF exists and is not ours; set SLURM_CONF=$SLURM_CONF_FILE to use this cluster"
+        return 0
+    fi
+    mkdir -p "$(dirname "$SYSTEM_CONF")"
+    ln -s "$SLURM_CONF_FILE" "$SYSTEM_CONF"
+}
+
+unlink_system_conf() {
+    if [[ -L $SYSTEM_CONF && $(readlink "$SYSTEM_CONF") == "$SLURM_CONF_FILE" ]]; then
+        rm -f "$SYSTEM_CONF"
+    fi
+}
+
+munge_ok() { munge -n -S "$MUNGE_SOCKET" | unmunge -S "$MUNGE_SOCKET"; }
+
+start_munged() {
+    running_pid munged >/dev/null && return 0
+    install -d -m 0700 -o munge -g munge "$MUNGE_DIR"
+    if [[ ! -s $MUNGE_DIR/munge.key ]]; then
+        # A key of our own, so that this cluster never depends on (or touches) a system munge setup.
+        dd if=/dev/urandom of="$MUNGE_DIR/munge.key" bs=1024 count=1 status=none
+    fi
+    chown munge:munge "$MUNGE_DIR/munge.key"
+    chmod 0400 "$MUNGE_DIR/munge.key"
+    rm -f "$MUNGE_SOCKET" "$MUNGE_SOCKET.lock"
+    install -m 0640 -o munge -g munge /dev/null "$LOG/munged.log"
+    # munged writes its pid file; --force tolerates a stale socket left by a killed run.
+    runuser -u munge -- munged --force --socket="$MUNGE_SOCKET" --key-file="$MUNGE_DIR/munge.key" \
+        --pid-file="$(pidfile munged)" --log-file="$LOG/munged.log" --seed-file="$MUNGE_DIR/munged.seed"
+    wait_for "munged" munge_ok
+}
+
+db_ok() { mariadb-admin --no-defaults --socket="$DB_SOCKET" -u root ping; }
+
+start_mariadbd() {
+    running_pid mariadbd >/dev/null && return 0
+    if [[ ! -d $DB_DIR/data/mysql ]]; then
+        install -d -m 0750 -o mysql -g mysql "$DB_DIR" "$DB_DIR/data"
+        mariadb-install-db --no-defaults --user=mysql --datadir="$DB_DIR/data" \
+            --auth-root-authentication-method=socket --skip-test-db >"$LOG/mariadb-install-db.log" 2>&1 ||
+            { tail -n 30 "$LOG/mariadb-install-db.log" >&2; die "mariadb-install-db failed"; }
+    fi
+    chown mysql:mysql "$DB_DIR"
+    [[ -f $LOG/mariadbd.log ]] || install -m 0640 -o mysql -g mysql /dev/null "$LOG/mariadbd.log"
+    # No networking at all: slurmdbd (as root, unix_socket auth) connects through $DB_SOCKET.
+    setsid mariadbd --no-defaults --user=mysql --datadir="$DB_DIR/data" --socket="$DB_SOCKET" \
+        --pid-file="$(pidfile mariadbd)" --skip-networking --log-error="$LOG/mariadbd.log" \
+        --innodb-buffer-pool-size=64M --innodb-log-file-size=16M </dev/null >/dev/null 2>&1 &
+    wait_for "mariadbd" db_ok
+    wait_for "mariadbd pid file" running_pid mariadbd
+}
+
+dbd_ok() { sacctmgr -n list cluster format=cluster; }
+
+start_slurmdbd() {
+    running_pid slurmdbd >/dev/null && return 0
+    slurmdbd
+    wait_for "slurmdbd" dbd_ok
+    wait_for "slurmdbd pid file" running_pid slurmdbd
+    if ! sacctmgr -n -P list cluster format=cluster | grep -qx "$CLUSTER"; then
+        sacctmgr -i add cluster "$CLUSTER" >/dev/null
+    fi
+}
+
+ctld_ok() { scontrol ping | grep -q UP; }
+
+start_slurmctld() {
+    running_pid slurmctld >/dev/null && return 0
+    slurmctld
+    wait_for "slurmctld" ctld_ok
+    wait_for "slurmctld pid file" running_pid slurmctld
+}
+
+start_slurmd() {
+    running_pid slurmd >/dev/null && return 0
+    slurmd
+    wait_for "slurmd pid file" running_pid slurmd
+}
+
+node_state() { sinfo -h -N -o '%T' 2>/dev/null | head -n 1; }
+node_idle() {
+    local s
+    s=$(node_state)
+    [[ $s == idle || $s == mixed || $s == allocated ]]
+}
+
+cmd_up() {
+    [[ $(id -u) -eq 0 ]] || die "must run as root"
+    local t0=$SECONDS
+    mkdir -p "$STATE" "$ETC" "$RUN" "$LOG" "$STATE/slurmctld" "$STATE/slurmd"
+    chmod 0755 "$STATE"
+    ensure_packages
+    write_configs
+    link_system_conf
+    start_munged
+    start_mariadbd
+    start_slurmdbd
+    start_slurmctld
+    start_slurmd
+    if ! node_idle; then
+        # A node left DOWN/DRAINED by an earlier unclean stop is brought back.
+        case $(node_state) in
+            down* | drain* | fail*) scontrol update nodename="$(hostname -s)" state=resume || true ;;
+        esac
+    fi
+    wait_for "an idle node (state: $(node_state))" node_idle
+    log "cluster $CLUSTER is up in $((SECONDS - t0)) s (SLURM_CONF=$SLURM_CONF_FILE)"
+}
+
+stop_daemon() {
+    local name=$1 pid i
+    if pid=$(running_pid "$name"); then
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < 100; i++)); do
+            alive "$pid" || break
+            sleep 0.1
+        done
+        if alive "$pid"; then
+            log "$name ($pid) did not stop on SIGTERM, sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        log "stopped $name ($pid)"
+    fi
+    rm -f "$(pidfile "$name")"
+}
+
+cmd_down() {
+    [[ $(id -u) -eq 0 ]] || die "must run as root"
+    if running_pid slurmctld >/dev/null; then
+        # Jobs of this cluster only (its slurmctld answers squeue): cancel, then give them a moment.
+        local jobs=() i
+        mapfile -t jobs < <(squeue -h -o '%i' 2>/dev/null || true)
+        if ((${#jobs[@]})); then
+            log "cancelling jobs: ${jobs[*]}"
+            scancel "${jobs[@]}" 2>/dev/null || true
+            for ((i = 0; i < 50; i++)); do
+                [[ -z $(squeue -h -t running,completing -o '%i' 2>/dev/null) ]] && break
+                sleep 0.2
+            done
+        fi
+    fi
+    local k
+    for ((k = ${#DAEMONS[@]} - 1; k >= 0; k--)); do
+        stop_daemon "${DAEMONS[k]}"
+    done
+    unlink_system_conf
+}
+
+cmd_status() {
+    local name pid all=0
+    for name in "${DAEMONS[@]}"; do
+        if pid=$(running_pid "$name"); then
+            printf '%-10s running (pid %s)\n' "$name" "$pid"
+        else
+            printf '%-10s stopped\n' "$name"
+            all=1
+        fi
+    done
+    if running_pid slurmctld >/dev/null; then
+        sinfo -N -o '%N %P %T %c %m' 2>/dev/null || true
+    fi
+    return $all
+}
+
+case ${1:-} in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    env) echo "export SLURM_CONF=$SLURM_CONF_FILE" ;;
+    *)
+        echo "usage: $0 up|down|status|env   (state dir: $STATE)" >&2
+        exit 2
+        ;;
+esac
