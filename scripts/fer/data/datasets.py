@@ -125,7 +125,7 @@ def scan(root: str | Path, source: str = "main") -> list[Record]:
     resized = converted = 0
     listing = {idx: sorted(p for p in folder.iterdir() if not p.name.startswith(".")) for idx, folder in dirs.items()}
     # One buffer for the pixels of every candidate file (records hold views into it): a FER2013-sized set is
-    # one 80 MB array instead of 35,000 small ones, and prepare() packs it without a second copy.
+    # one 80 MB array instead of 35,000 small ones.
     pixels = np.empty((sum(map(len, listing.values())), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     for idx, folder in sorted(dirs.items()):
         files = listing[idx]
@@ -228,39 +228,13 @@ def prepare(root, out_tensor, out_manifest, split_cfg: Split, test_root=None) ->
 
 
 def pack_images(records: list[Record]) -> np.ndarray:
-    """The records' images as one (N, 48, 48) uint8 array; the records' ``image`` fields are released.
-
-    When the images are views, in order, into the one buffer :func:`scan` filled (one folder, only
-    duplicates or unusable files left out), the rows are moved together inside that buffer, so the set is
-    never held twice; otherwise (e.g. a separate test folder) they are stacked into a new array.
-    """
+    """The records' images as one (N, 48, 48) uint8 array (a copy; the records' ``image`` views are released)."""
     if not records:
         return np.empty((0, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
-    base = records[0].image.base
-    rows = None
-    if isinstance(base, np.ndarray) and base.ndim == 3 and base.flags.c_contiguous and base.flags.owndata:
-        start, step = base.__array_interface__["data"][0], base.strides[0]
-        rows = []
-        for r in records:
-            if r.image.base is not base:
-                rows = None
-                break
-            rows.append((r.image.__array_interface__["data"][0] - start) // step)
-        if rows is not None and any(b <= a for a, b in zip(rows, rows[1:])):
-            rows = None
-    if rows is None:
-        out = np.stack([r.image for r in records])
-        for r in records:
-            r.image = None
-        return out
-    for i, row in enumerate(rows):  # rows only move towards the front, so no row is overwritten before its move
-        if row != i:
-            base[i] = base[row]
+    out = np.stack([r.image for r in records])
     for r in records:
-        r.image = None  # the views are stale now, and resize() needs them gone
-    if len(rows) < len(base):
-        base.resize((len(rows), *base.shape[1:]), refcheck=False)
-    return base
+        r.image = None
+    return out
 
 
 def load_prepared(path) -> dict:

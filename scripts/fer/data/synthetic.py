@@ -634,14 +634,3 @@ def generate(out_dir, n_subjects: int = 60, seed: int = 0, size: int = IMAGE_SIZ
             "sequences": len(sequences), "frames": frames, "seed": seed, "size": size,
             "removed_stale": removed, "seconds": round(seconds, 3),
             "images_per_second": round(images / seconds, 1) if seconds > 0 else None}
-
-
-def montage(images: np.ndarray, cols: int = 10, zoom: int = 2) -> np.ndarray:
-    """Tile (N, H, W) uint8 images into one array (for looking at a set)."""
-    n, h, w = images.shape
-    rows = -(-n // cols)
-    grid = np.zeros((rows * h, cols * w), np.uint8)
-    for i, im in enumerate(images):
-        r, c = divmod(i, cols)
-        grid[r * h:(r + 1) * h, c * w:(c + 1) * w] = im
-    return grid.repeat(zoom, 0).repeat(zoom, 1)
