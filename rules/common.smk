@@ -17,6 +17,55 @@ except ConfigError as exc:
 ENV = "../envs/fer.yaml"
 LOGS = "results/logs"
 
+# ------------------------------------------------------------------------------------ cross-validation
+# data.split.folds >= 3: every stage that depends on the split runs once per fold (wildcard {fold}), and with
+# `seeds` once per fold and seed (wildcard {seed}); a run's files live under results/folds/<fold>/[seed<s>/].
+# folds = 0: one holdout split and today's paths (weights/, results/metrics/ ...).
+FOLDS = int(config["data"]["split"]["folds"])
+CV = FOLDS > 0
+SEEDS = [int(s) for s in config["seeds"]]
+FOLD_DIR = "results/folds/{fold}/" if CV else ""
+RUN_DIR = f"{FOLD_DIR}seed{{seed}}/" if SEEDS else FOLD_DIR
+DATASET = f"{FOLD_DIR}data/dataset.pt" if CV else "results/data/dataset.pt"
+RUN_SEED = "{seed}" if SEEDS else config["seed"]
+
+
+def run_path(path):
+    """Where a per-run file lives: ``weights/X`` -> ``<run>/weights/X``, ``results/Y`` -> ``<run>/Y`` (unchanged
+    without cross-validation)."""
+    if not CV:
+        return path
+    rel = path[len("results/") :] if path.startswith("results/") else path
+    return f"{RUN_DIR}{rel}"
+
+
+RUN_LOGS = run_path("results/logs")
+
+
+def run_wildcards():
+    """Every run: ``{"fold": f}`` or ``{"fold": f, "seed": s}`` (one empty run without cross-validation)."""
+    if not CV:
+        return [{}]
+    return [
+        {"fold": f, **({"seed": s} if SEEDS else {})}
+        for f in range(FOLDS)
+        for s in (SEEDS or [None])
+    ]
+
+
+def every_run(pattern, **kw):
+    """``run_path(pattern)`` for every run (and every value of the other wildcards in ``kw``)."""
+    out = []
+    for wc in run_wildcards():
+        out += expand(run_path(pattern), **wc, **kw)
+    return out
+
+
+def first_run(pattern, **kw):
+    """``run_path(pattern)`` of the first run (fold 0, the first seed): the model that is benchmarked, since
+    latency does not depend on the fold."""
+    return expand(run_path(pattern), **run_wildcards()[0], **kw)[0]
+
 
 def base_variants():
     return ["teacher", "kd", "scratch"]
@@ -75,6 +124,8 @@ BENCH_RUNTIMES = ("pytorch", "onnxruntime")
 
 
 wildcard_constraints:
+    fold="|".join(str(f) for f in range(FOLDS)) if CV else "0",
+    seed="|".join(str(x) for x in SEEDS) if SEEDS else "0",
     variant="|".join(all_variants()),
     level="|".join(_level_choices()),
     bits="|".join(_bits_choices()),
@@ -113,13 +164,9 @@ def prepare_data_input(wildcards):
 
 
 # -------------------------------------------------------------------------------------------- training
-def train_params(role):
-    """Hyper-parameters of one training job (role: teacher or student)."""
-    return config["train"][role]
-
-
 def checkpoint_path(variant):
-    return f"results/checkpoints/{variant}.pt"
+    """The per-epoch resume checkpoint of a training job."""
+    return run_path(f"results/checkpoints/{variant}.pt")
 
 
 # ------------------------------------------------------------------------------------------ benchmarks
@@ -139,11 +186,13 @@ def exclusive_threads():
 
 def benchmark_input(wildcards):
     """The checkpoint (PyTorch eager, and the reference for the ONNX output check) and, for onnxruntime, the
-    exported graph."""
-    files = {"weights": f"weights/{wildcards.variant}.pt"}
+    exported graph. With cross-validation: the first run's model (latency does not depend on the fold).
+    """
+    v = wildcards.variant
+    files = {"weights": first_run("weights/{variant}.pt", variant=v)}
     if wildcards.runtime == "onnxruntime":
-        files["onnx"] = f"results/onnx/{wildcards.variant}.onnx"
-        files["info"] = f"results/onnx/{wildcards.variant}.json"
+        files["onnx"] = first_run("results/onnx/{variant}.onnx", variant=v)
+        files["info"] = first_run("results/onnx/{variant}.json", variant=v)
     return files
 
 
@@ -151,7 +200,11 @@ def jetson_input(wildcards):
     """Every variant's ONNX graph when a Jetson host is set; nothing when the benchmark is skipped."""
     if not config["jetson"]["host"]:
         return {}
-    return {"onnx": expand("results/onnx/{variant}.onnx", variant=all_variants())}
+    return {
+        "onnx": [
+            first_run("results/onnx/{variant}.onnx", variant=v) for v in all_variants()
+        ]
+    }
 
 
 def benchmark_files():
@@ -174,6 +227,17 @@ def comparison_plots():
     return expand("results/plots/{name}_comparison.png", name=COMPARISON_PLOTS)
 
 
+def confusion_labels():
+    """Labels of a confusion matrix in the Snakemake report."""
+    if not CV:
+        return {"variant": "{variant}"}
+    return {
+        "variant": "{variant}",
+        "fold": "{fold}",
+        **({"seed": "{seed}"} if SEEDS else {}),
+    }
+
+
 # ----------------------------------------------------------------------------------------- compression
 def quant_method(bits):
     """ptq (calibration + bias correction) or qat (then fine-tuning) for a bit width (quantize.qat_bits)."""
@@ -184,25 +248,57 @@ def quant_method(bits):
     )
 
 
+def comparison_base(variant):
+    """What a variant is compared with in results/cv/comparisons.csv: teacher -> kd (what distillation costs),
+    kd -> scratch (what distillation buys), every compressed variant -> the variant it was made from.
+    """
+    if variant == "teacher":
+        return "kd"
+    if variant == "kd":
+        return "scratch"
+    if variant == "scratch":
+        return None
+    if variant.startswith("ptq_pr_kd_"):
+        level = variant[len("ptq_pr_kd_") :].rsplit("_", 1)[0]
+        return f"pr_kd_{level}"
+    return "kd"
+
+
 def onnx_files():
-    """Every variant's ONNX graph and its JSON sidecar (format: float | qcdq | fake-quant, parity)."""
-    return expand(
-        "results/onnx/{variant}.{ext}", variant=all_variants(), ext=("onnx", "json")
-    )
+    """Every variant's ONNX graph and its JSON sidecar (format: float | qcdq | fake-quant, parity); with
+    cross-validation the first run's (the graphs that are benchmarked)."""
+    return [
+        first_run("results/onnx/{variant}.{ext}", variant=v, ext=ext)
+        for v in all_variants()
+        for ext in ("onnx", "json")
+    ]
 
 
 # -------------------------------------------------------------------------------------------- targets
 def metrics_files():
-    return expand("results/metrics/{variant}.json", variant=all_variants())
+    """Every variant's metrics, for every run."""
+    return every_run("results/metrics/{variant}.json", variant=all_variants())
+
+
+def prediction_files():
+    """Every variant's test-split predictions, for every run."""
+    return every_run("results/predictions/{variant}.csv", variant=all_variants())
+
+
+def summary_input(wildcards):
+    """The table's rows: every variant's metrics (with folds: the cross-validated table) and benchmark rows."""
+    rows = {"cv": "results/cv/summary.csv"} if CV else {"metrics": metrics_files()}
+    return {**rows, "benchmarks": benchmark_files()}
 
 
 def all_targets():
     return [
         "results/summary.csv",
+        *(["results/cv/summary.csv", "results/cv/comparisons.csv"] if CV else []),
         "results/report/summary_table.html",
         *comparison_plots(),
-        *expand("results/plots/confusion/{variant}.png", variant=all_variants()),
-        *expand("results/plots/training/{variant}.png", variant=base_variants()),
+        *every_run("results/plots/confusion/{variant}.png", variant=all_variants()),
+        *every_run("results/plots/training/{variant}.png", variant=base_variants()),
         *onnx_files(),
         "results/provenance.json",
     ]

@@ -5,13 +5,13 @@
 
 rule prune_student:
     input:
-        student="weights/kd.pt",
-        teacher="weights/teacher.pt",
-        dataset="results/data/dataset.pt",
+        student=run_path("weights/kd.pt"),
+        teacher=run_path("weights/teacher.pt"),
+        dataset=DATASET,
     output:
-        weights="weights/pr_kd_{level}.pt",
+        weights=run_path("weights/pr_kd_{level}.pt"),
     log:
-        f"{LOGS}/prune_student_{{level}}.log",
+        f"{RUN_LOGS}/prune_student_{{level}}.log",
     conda:
         ENV
     threads: config["threads"]
@@ -24,21 +24,21 @@ rule prune_student:
         finetune=config["prune"]["finetune"],
         kd=config["kd"],
         augment=config["augment"],
-        seed=config["seed"],
-        checkpoint=lambda wc: checkpoint_path(f"pr_kd_{wc.level}"),
+        seed=RUN_SEED,
+        checkpoint=checkpoint_path("pr_kd_{level}"),
     script:
         "../scripts/prune_student.py"
 
 
 rule quantize_student:
     input:
-        source="weights/kd.pt",
-        teacher="weights/teacher.pt",
-        dataset="results/data/dataset.pt",
+        source=run_path("weights/kd.pt"),
+        teacher=run_path("weights/teacher.pt"),
+        dataset=DATASET,
     output:
-        weights="weights/ptq_kd_{bits}.pt",
+        weights=run_path("weights/ptq_kd_{bits}.pt"),
     log:
-        f"{LOGS}/quantize_student_{{bits}}.log",
+        f"{RUN_LOGS}/quantize_student_{{bits}}.log",
     conda:
         ENV
     threads: config["threads"]
@@ -55,21 +55,21 @@ rule quantize_student:
         qat=config["quantize"]["qat"],
         kd=config["kd"],
         augment=config["augment"],
-        seed=config["seed"],
-        checkpoint=lambda wc: checkpoint_path(f"ptq_kd_{wc.bits}"),
+        seed=RUN_SEED,
+        checkpoint=checkpoint_path("ptq_kd_{bits}"),
     script:
         "../scripts/quantize_student.py"
 
 
 use rule quantize_student as quantize_pruned with:
     input:
-        source="weights/pr_kd_{level}.pt",
-        teacher="weights/teacher.pt",
-        dataset="results/data/dataset.pt",
+        source=run_path("weights/pr_kd_{level}.pt"),
+        teacher=run_path("weights/teacher.pt"),
+        dataset=DATASET,
     output:
-        weights="weights/ptq_pr_kd_{level}_{bits}.pt",
+        weights=run_path("weights/ptq_pr_kd_{level}_{bits}.pt"),
     log:
-        f"{LOGS}/quantize_pruned_{{level}}_{{bits}}.log",
+        f"{RUN_LOGS}/quantize_pruned_{{level}}_{{bits}}.log",
     params:
         variant="ptq_pr_kd_{level}_{bits}",
         base="pr_kd_{level}",
@@ -80,19 +80,19 @@ use rule quantize_student as quantize_pruned with:
         qat=config["quantize"]["qat"],
         kd=config["kd"],
         augment=config["augment"],
-        seed=config["seed"],
-        checkpoint=lambda wc: checkpoint_path(f"ptq_pr_kd_{wc.level}_{wc.bits}"),
+        seed=RUN_SEED,
+        checkpoint=checkpoint_path("ptq_pr_kd_{level}_{bits}"),
 
 
 rule export_onnx:
     input:
-        weights="weights/{variant}.pt",
-        dataset="results/data/dataset.pt",
+        weights=run_path("weights/{variant}.pt"),
+        dataset=DATASET,
     output:
-        onnx="results/onnx/{variant}.onnx",
-        info="results/onnx/{variant}.json",
+        onnx=run_path("results/onnx/{variant}.onnx"),
+        info=run_path("results/onnx/{variant}.json"),
     log:
-        f"{LOGS}/export_onnx_{{variant}}.log",
+        f"{RUN_LOGS}/export_onnx_{{variant}}.log",
     conda:
         ENV
     threads: 1

@@ -35,3 +35,25 @@ rule prepare_data:
         split=config["data"]["split"],
     script:
         "../scripts/prepare_data.py"
+
+
+# Cross-validation (data.split.folds >= 3): the prepared images once, relabelled per fold (no decoding again).
+rule split_fold:
+    input:
+        dataset="results/data/dataset.pt",
+        manifest="results/data/manifest.csv",
+    output:
+        dataset="results/folds/{fold}/data/dataset.pt",
+        manifest="results/folds/{fold}/data/manifest.csv",
+    log:
+        f"{LOGS}/split_fold_{{fold}}.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    params:
+        fold="{fold}",
+    script:
+        "../scripts/split_fold.py"

@@ -5,13 +5,13 @@
 
 rule train_teacher:
     input:
-        dataset="results/data/dataset.pt",
+        dataset=DATASET,
     output:
-        weights="weights/teacher.pt",
-        history="results/training/teacher.csv",
-        curves="results/plots/training/teacher.png",
+        weights=run_path("weights/teacher.pt"),
+        history=run_path("results/training/teacher.csv"),
+        curves=run_path("results/plots/training/teacher.png"),
     log:
-        f"{LOGS}/train_teacher.log",
+        f"{RUN_LOGS}/train_teacher.log",
     conda:
         ENV
     threads: config["threads"]
@@ -22,7 +22,7 @@ rule train_teacher:
         arch=config["models"]["teacher"],
         hp=config["train"]["teacher"],
         augment=config["augment"],
-        seed=config["seed"],
+        seed=RUN_SEED,
         checkpoint=checkpoint_path("teacher"),
     script:
         "../scripts/train_teacher.py"
@@ -30,14 +30,14 @@ rule train_teacher:
 
 rule train_student_kd:
     input:
-        dataset="results/data/dataset.pt",
-        teacher="weights/teacher.pt",
+        dataset=DATASET,
+        teacher=run_path("weights/teacher.pt"),
     output:
-        weights="weights/kd.pt",
-        history="results/training/kd.csv",
-        curves="results/plots/training/kd.png",
+        weights=run_path("weights/kd.pt"),
+        history=run_path("results/training/kd.csv"),
+        curves=run_path("results/plots/training/kd.png"),
     log:
-        f"{LOGS}/train_student_kd.log",
+        f"{RUN_LOGS}/train_student_kd.log",
     conda:
         ENV
     threads: config["threads"]
@@ -50,7 +50,7 @@ rule train_student_kd:
         hp=config["train"]["student"],
         kd=config["kd"],
         augment=config["augment"],
-        seed=config["seed"],
+        seed=RUN_SEED,
         checkpoint=checkpoint_path("kd"),
     script:
         "../scripts/train_student.py"
@@ -58,18 +58,18 @@ rule train_student_kd:
 
 use rule train_student_kd as train_student_scratch with:
     input:
-        dataset="results/data/dataset.pt",
+        dataset=DATASET,
     output:
-        weights="weights/scratch.pt",
-        history="results/training/scratch.csv",
-        curves="results/plots/training/scratch.png",
+        weights=run_path("weights/scratch.pt"),
+        history=run_path("results/training/scratch.csv"),
+        curves=run_path("results/plots/training/scratch.png"),
     log:
-        f"{LOGS}/train_student_scratch.log",
+        f"{RUN_LOGS}/train_student_scratch.log",
     params:
         variant="scratch",
         arch=config["models"]["student"],
         hp=config["train"]["student"],
         kd=None,
         augment=config["augment"],
-        seed=config["seed"],
+        seed=RUN_SEED,
         checkpoint=checkpoint_path("scratch"),

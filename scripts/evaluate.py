@@ -6,7 +6,8 @@ from fer.stages.runner import run
 
 def main(sm, log):
     evaluate(variant=sm.wildcards.variant, weights=sm.input.weights, dataset=sm.input.dataset,
-             out_metrics=sm.output.metrics, out_confusion=sm.output.confusion)
+             out_metrics=sm.output.metrics, out_predictions=sm.output.predictions,
+             out_confusion=sm.output.confusion)
 
 
 run(snakemake, main)  # noqa: F821

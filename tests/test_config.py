@@ -117,7 +117,8 @@ def test_bad_setting_names_the_key(settings, key, text):
                              "python": "python3 -u", "workdir": "~/fer-bench"}}, id="typical-jetson"),
     pytest.param({"jetson": {"host": "jetson-nano.local", "python": "~/venv/bin/python"}}, id="alias-and-venv"),
     pytest.param({"data": {"split": {"train": 0.8, "val": 0.1, "test": 0.1}}}, id="other-fractions"),
-    pytest.param({"data": {"split": {"folds": 5, "fold": 2}}}, id="k-fold"),
+    pytest.param({"data": {"split": {"folds": 5}}}, id="k-fold"),
+    pytest.param({"data": {"split": {"folds": 10}}, "seeds": [1, 2]}, id="k-fold-with-repeats"),
 ])
 def test_good_settings_pass(settings):
     if "jetson" in settings and "jetson" not in SCHEMA_PROPS:

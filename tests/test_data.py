@@ -25,7 +25,7 @@ from fer.data import datasets, splits
 from fer.settings import Split
 
 MANIFEST_COLUMNS = {"file", "class", "subject", "sequence", "split"}
-SPLIT_CFG = {"train": 0.6, "val": 0.2, "test": 0.2, "seed": 3, "folds": 0, "fold": 0}
+SPLIT_CFG = {"train": 0.6, "val": 0.2, "test": 0.2, "seed": 3, "folds": 0}
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -400,9 +400,9 @@ def test_too_few_subjects_is_an_error(tmp_path):
     make_folder(root, subjects=[1, 2])
     with pytest.raises(datasets.DataError, match="the (val|test) split is empty: 2 subjects .* add subjects"):
         prepare(tmp_path, root)
-    with pytest.raises(datasets.DataError, match="split is empty"):
-        make_folder(root, subjects=[3])
-        prepare(tmp_path, root, dict(SPLIT_CFG, folds=4, fold=3))  # 3 subjects: fold 3 is empty
+    make_folder(root, subjects=[3])
+    with pytest.raises(datasets.DataError, match=r"data.split.folds=4 but .* holds only 3 subjects.* at most 3 folds"):
+        prepare(tmp_path, root, dict(SPLIT_CFG, folds=4))
 
 
 def test_split_fractions_and_seed_come_from_config(tmp_path):
@@ -433,7 +433,7 @@ def test_kfold_disjoint_by_subject_and_every_fold_is_test_once(k):
     assert sizes.min() > 0.5 * len(groups) / k, sizes
     tested = np.zeros(len(groups), dtype=int)
     for f in range(k):
-        split = splits.assign_splits(groups, labels, Split.of(dict(SPLIT_CFG, seed=1, folds=k, fold=f)))
+        split = splits.fold_split(fold, f, k)
         assert all(len(s) == 1 for s in _splits_of_group(groups, split).values())
         assert np.array_equal(split == 2, fold == f)
         assert np.array_equal(split == 1, fold == (f + 1) % k)
@@ -447,10 +447,13 @@ def test_kfold_through_prepare(tmp_path):
     root = tmp_path / "ck"
     make_folder(root, subjects=range(1, 16))
     seen = Counter()
+    ds, rows, _ = prepare(tmp_path, root, dict(SPLIT_CFG, folds=3))
+    assert int(ds["k"]) == 3 and len(ds["folds"]) == len(rows)
+    assert torch.equal(datasets.fold_dataset(ds, 0)["split"], ds["split"])  # the file's own split is fold 0's
     for f in range(3):
-        _, rows, _ = prepare(tmp_path, root, dict(SPLIT_CFG, folds=3, fold=f))
-        seen.update(r["file"] for r in rows if r["split"] == "test")
-        where = _splits_of_group([r["subject"] for r in rows], [r["split"] for r in rows])
+        split = datasets.fold_dataset(ds, f)["split"].tolist()
+        seen.update(r["file"] for r, s in zip(rows, split) if s == 2)
+        where = _splits_of_group([r["subject"] for r in rows], split)
         assert all(len(s) == 1 for s in where.values())
     assert set(seen.values()) == {1} and len(seen) == len(rows)
 

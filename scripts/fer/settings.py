@@ -49,8 +49,7 @@ class Split(Section):
     val: float
     test: float
     seed: int
-    folds: int  # 0: holdout fractions; >= 3: k folds, fold `fold` is the test set, the next one validation
-    fold: int
+    folds: int  # 0: holdout fractions; >= 3: k-fold cross-validation (fold f tests, fold f + 1 validates)
 
 
 @dataclass(frozen=True)

@@ -200,6 +200,10 @@ def prepare(root, out_tensor, out_manifest, split_cfg: Split, test_root=None) ->
         split = np.concatenate([s_main, np.full(len(test), 2, dtype=np.int8)])
     else:
         records = drop_duplicates(records)
+        n_groups = len({r.subject for r in records})
+        if split_cfg.folds and n_groups < split_cfg.folds:
+            raise DataError(f"data.split.folds={split_cfg.folds} but {root} holds only {n_groups} subjects (groups "
+                            f"of images): every fold needs its own subjects; use at most {n_groups} folds")
         split = splits.assign_splits([r.subject for r in records], [r.label for r in records], split_cfg)
     n_groups = len({r.subject for r in records})
     for i, name in enumerate(SPLITS):
@@ -211,8 +215,13 @@ def prepare(root, out_tensor, out_manifest, split_cfg: Split, test_root=None) ->
     split_t = torch.from_numpy(split.astype(np.int8))
     subjects = [r.subject for r in records]
     splits.check_subject_independent(subjects, split)
-    files.save_torch(out_tensor, {"images": images, "labels": labels, "split": split_t,
-                               "classes": list(CLASSES), "subjects": subjects})
+    payload = {"images": images, "labels": labels, "split": split_t, "classes": list(CLASSES), "subjects": subjects}
+    if split_cfg.folds and not test_root:
+        # cross-validation: the fold of every image (by subject); `split` is fold 0's, the others follow
+        payload["folds"] = torch.from_numpy(splits.kfold_groups(subjects, labels.numpy(), split_cfg.folds,
+                                                                split_cfg.seed).astype(np.int8))
+        payload["k"] = int(split_cfg.folds)
+    files.save_torch(out_tensor, payload)
     with files.atomic_path(out_manifest) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["file", "class", "label", "subject", "sequence", "split", "subject_from_filename",
@@ -240,6 +249,18 @@ def pack_images(records: list[Record]) -> np.ndarray:
 def load_prepared(path) -> dict:
     """The prepared dataset: images (N,48,48) uint8, labels (N,), split (N,) int8, classes, subjects."""
     return files.load_torch(path)
+
+
+def fold_dataset(ds: dict, fold: int) -> dict:
+    """Cross-validation fold ``fold`` of a prepared dataset (:func:`prepare` with ``data.split.folds``): the same
+    images with that fold's split (:func:`fer.data.splits.fold_split`)."""
+    if "folds" not in ds:
+        raise DataError("the prepared dataset has no folds (data.split.folds is 0): prepare it again with folds")
+    out = dict(ds)
+    out["split"] = torch.from_numpy(splits.fold_split(ds["folds"].numpy(), fold, int(ds["k"])))
+    out["fold"] = int(fold)
+    splits.check_subject_independent(ds["subjects"], out["split"].numpy())
+    return out
 
 
 def train_val(path) -> tuple[dict, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -98,19 +98,25 @@ def kfold_groups(groups, labels, k: int, seed: int = 0) -> np.ndarray:
     return np.array([assign[g] for g in groups], dtype=np.int8)
 
 
+def fold_split(fold_of, fold: int, k: int) -> np.ndarray:
+    """The split of cross-validation fold ``fold``: its own subjects are the test set, the next fold's
+    subjects (``(fold + 1) % k``) the validation set for model selection, every other fold trains."""
+    fold_of = np.asarray(fold_of)
+    if not 0 <= int(fold) < int(k):
+        raise ValueError(f"fold {fold} is not in 0..{k - 1}")
+    out = np.zeros(len(fold_of), dtype=np.int8)
+    out[fold_of == (int(fold) + 1) % int(k)] = 1
+    out[fold_of == int(fold)] = 2
+    return out
+
+
 def assign_splits(groups, labels, split_cfg: Split) -> np.ndarray:
-    """Split ids from the ``data.split`` config: holdout fractions, or fold ``fold`` of ``folds`` as test,
-    the next fold as validation."""
+    """Split ids from the ``data.split`` config: holdout fractions, or, with ``folds``, the split of fold 0
+    (:func:`fold_split`; the other folds' splits come from the same fold assignment)."""
     seed = int(split_cfg.seed)
     folds = int(split_cfg.folds)
     if folds:
-        fold_of = kfold_groups(groups, labels, folds, seed)
-        test_fold = int(split_cfg.fold)
-        val_fold = (test_fold + 1) % folds
-        out = np.zeros(len(groups), dtype=np.int8)
-        out[fold_of == val_fold] = 1
-        out[fold_of == test_fold] = 2
-        return out
+        return fold_split(kfold_groups(groups, labels, folds, seed), 0, folds)
     return split_groups(groups, labels, (split_cfg.train, split_cfg.val, split_cfg.test), seed)
 
 

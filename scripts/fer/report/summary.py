@@ -40,15 +40,16 @@ def _benchmark_rows(files) -> list[dict]:
     return rows
 
 
-def write_summary(metric_files, out_csv, benchmarks=()) -> pd.DataFrame:
+def write_summary(metric_rows: list[dict], out_csv, benchmarks=()) -> pd.DataFrame:
     """results/summary.csv: one row per variant x runtime x device (one row per variant without benchmarks).
 
-    Accuracy, size and MACs are repeated in every row, so that each row reads on its own; variants keep the
-    order of ``metric_files``, then local rows come before device rows, PyTorch before onnxruntime. Benchmark
+    ``metric_rows``: one dict per variant (a metrics JSON, or a row of the cross-validated table). Accuracy,
+    size and MACs are repeated in every row, so that each row reads on its own; variants keep the order of
+    ``metric_rows``, then local rows come before device rows, PyTorch before onnxruntime. Benchmark
     files are the local ``results/benchmarks/<variant>_<runtime>.json`` and the Jetson JSON (``rows``; an
     empty list when the Jetson benchmark was skipped).
     """
-    rows = [_scalar_columns(json.loads(Path(f).read_text())) for f in metric_files]
+    rows = [_scalar_columns(r) for r in metric_rows]
     df = pd.DataFrame(rows)
     bench = _benchmark_rows(benchmarks)
     if bench and not df.empty:

@@ -2,10 +2,15 @@
 manifest, split by subject)."""
 from __future__ import annotations
 
+import csv
 import json
 import logging
 
-from fer.data import datasets, synthetic
+import numpy as np
+
+from fer import CLASSES, files
+from fer.data import datasets, splits, synthetic
+from fer.errors import DataError
 from fer.settings import Split, Synthetic
 
 log = logging.getLogger("fer")
@@ -26,3 +31,32 @@ def prepare_data(*, root, test_root, split: Split, out_dataset, out_manifest) ->
     manifest.csv, split by subject."""
     log.info("preparing %s%s", root, f" (test set: {test_root})" if test_root else "")
     return datasets.prepare(root, out_dataset, out_manifest, split, test_root=test_root or None)
+
+
+def split_fold(*, fold: int, dataset, manifest, out_dataset, out_manifest) -> dict:
+    """Rule split_fold: the prepared images with cross-validation fold ``fold``'s split (test: the fold's own
+    subjects; validation: the next fold's; train: the rest) -> results/folds/<fold>/data/. A class that the
+    fold's test subjects do not show is a logged warning (its recall is then undefined in that fold)."""
+    ds = datasets.fold_dataset(datasets.load_prepared(dataset), fold)
+    split = ds["split"].numpy()
+    labels = ds["labels"].numpy()
+    for name, idx in (("test", 2), ("validation", 1)):
+        missing = [c for i, c in enumerate(CLASSES) if not ((split == idx) & (labels == i)).any()]
+        if missing:
+            log.warning("fold %d: the %s subjects show no %s (the %s split has %d images)", fold, name,
+                        ", ".join(missing), name, int((split == idx).sum()))
+    files.save_torch(out_dataset, ds)
+    with open(manifest, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if len(rows) != len(split):
+        raise DataError(f"{manifest} lists {len(rows)} images but {dataset} holds {len(split)}: "
+                                 "rerun prepare_data")
+    with files.atomic_path(out_manifest) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=[*rows[0], "fold"])
+        w.writeheader()
+        for r, s, f in zip(rows, split, ds["folds"].tolist()):
+            w.writerow({**r, "split": splits.SPLITS[s], "fold": f})
+    stats = splits.split_stats(labels, split, ds["subjects"])
+    for s in splits.SPLITS:
+        log.info("fold %d %-5s: %4d images, %3d subjects", fold, s, stats[s]["images"], stats[s]["subjects"])
+    return {"fold": fold, "sizes": np.bincount(split, minlength=3).tolist()}

@@ -2,23 +2,32 @@
 test split, and the table of every variant with its benchmark rows."""
 from __future__ import annotations
 
+import csv
+import json
 import logging
+from pathlib import Path
+
+import pandas as pd
+
+import torch
 
 from fer import checkpoints, files, variants
 from fer.compression import size
 from fer.data import datasets
 from fer.errors import FERError
 from fer.models import nets, training
-from fer.report import metrics, plots
+from fer.report import crossval, metrics, plots
 from fer.report.summary import write_summary
 
 log = logging.getLogger("fer")
 
 
-def evaluate(*, variant: str, weights, dataset, out_metrics, out_confusion) -> dict:
-    """Rule evaluate: any variant's weights + the test split -> results/metrics/<variant>.json + confusion plot."""
+def evaluate(*, variant: str, weights, dataset, out_metrics, out_predictions, out_confusion) -> dict:
+    """Rule evaluate: any variant's weights + the test split -> results/metrics/<variant>.json, the prediction
+    of every test image (results/predictions/<variant>.csv) and the confusion plot."""
     ds = datasets.load_prepared(dataset)
     x, y = datasets.subset(ds, "test")
+    index = torch.nonzero(ds["split"] == 2).flatten().tolist()
     if len(x) == 0:
         raise FERError(f"{dataset}: the test split is empty; use more subjects or another split")
     ckpt = checkpoints.load_checkpoint(weights)
@@ -35,7 +44,17 @@ def evaluate(*, variant: str, weights, dataset, out_metrics, out_confusion) -> d
            "accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"], "test_images": rep["n"],
            "test_subjects": len(test_subjects), **{k: v for k, v in rep.items() if k not in ("accuracy", "macro_f1", "n")},
            "protocol": "subject-independent test split of results/data/manifest.csv; batch evaluation in eval mode"}
+    if "fold" in ds:  # cross-validation: this fold's test subjects, never seen by its training or model selection
+        out["fold"] = ds["fold"]
+        out["seed"] = ckpt["meta"]["seed"]
+        out["protocol"] = (f"cross-validation fold {ds['fold']} of {int(ds['k'])}: its test subjects (no subject in "
+                           "two splits); batch evaluation in eval mode")
     files.write_json(out_metrics, out)
+    with files.atomic_path(out_predictions) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["index", "subject", "label", "prediction"])
+        for i, true, p in zip(index, y.tolist(), pred.tolist()):
+            w.writerow([i, ds["subjects"][i], true, p])
     plots.confusion_matrix(rep["confusion_matrix"], rep["classes"], out_confusion,
                            f"{variant}: test accuracy {rep['accuracy']:.3f}, macro-F1 {rep['macro_f1']:.3f} "
                            f"(n={rep['n']})")
@@ -44,6 +63,36 @@ def evaluate(*, variant: str, weights, dataset, out_metrics, out_confusion) -> d
     return out
 
 
-def summary(*, metric_files, benchmark_files, out_csv):
-    """Rule summary: every variant's metrics (and benchmark rows) -> results/summary.csv."""
-    return write_summary(metric_files, out_csv, benchmarks=benchmark_files)
+def summary(*, metric_files, cv_summary, benchmark_files, out_csv):
+    """Rule summary: every variant's metrics (with cross-validation: its row of results/cv/summary.csv, the mean
+    over folds with the interval columns) and benchmark rows -> results/summary.csv."""
+    rows = [json.loads(Path(f).read_text()) for f in metric_files] if not cv_summary else \
+        pd.read_csv(cv_summary).to_dict("records")
+    return write_summary(rows, out_csv, benchmarks=benchmark_files)
+
+
+def cv_summary(*, metric_files, prediction_files, dataset, variants: list, bases: dict, folds: int, seeds: list,
+               out_summary, out_comparisons, out_folds) -> pd.DataFrame:
+    """Rule cv_summary: every fold's (and seed's) metrics and predictions -> results/cv/summary.csv (mean, std and
+    95% interval over folds, pooled out-of-fold figures), comparisons.csv (paired, per fold) and folds.csv."""
+    rows = [json.loads(Path(f).read_text()) for f in metric_files]
+    preds = []
+    for row, f in zip(rows, prediction_files):
+        p = pd.read_csv(f)
+        p["variant"], p["fold"], p["seed"] = row["variant"], row["fold"], row["seed"]
+        preds.append(p)
+    predictions = pd.concat(preds, ignore_index=True)
+    ds = datasets.load_prepared(dataset)
+    crossval.check_out_of_fold(predictions, ds["folds"].numpy(), len(ds["labels"]))
+    table = crossval.summarize(rows, predictions, variants, folds, seeds)
+    comparisons = crossval.compare(rows, bases)
+    for frame, path in ((table, out_summary), (comparisons, out_comparisons), (crossval.fold_table(rows), out_folds)):
+        with files.atomic_path(path) as tmp:
+            frame.to_csv(tmp, index=False)
+    for _, r in table.iterrows():
+        log.info("%-20s accuracy %.4f [%.4f, %.4f]  macro-F1 %.4f  pooled accuracy %.4f", r["variant"],
+                 r["accuracy"], r["accuracy_ci_low"], r["accuracy_ci_high"], r["macro_f1"], r["pooled_accuracy"])
+    for _, r in comparisons[comparisons["metric"] == "accuracy"].iterrows():
+        log.info("%-30s %+.4f [%+.4f, %+.4f]  t-test p %.3f  Wilcoxon p %.3f  %s", r["comparison"], r["mean_diff"],
+                 r["ci_low"], r["ci_high"], r["t_test_p"], r["wilcoxon_p"], r["verdict"])
+    return table

@@ -1,0 +1,155 @@
+"""Cross-validation by subject through the DAG (data.split.folds): every image is predicted exactly once, by a
+model that never saw its subject; the aggregated table and the paired comparisons are what their files say.
+
+The DAG test runs tests/config/tiny.yaml + tests/config/tiny_cv.yaml (3 folds; teacher, kd, scratch, ptq_kd_8)
+up to results/cv/comparisons.csv once per session.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import stats
+
+from conftest import TINY_CONFIG, copy_workflow, snakemake
+from fer.report import crossval
+
+CV_CONFIG = TINY_CONFIG.parent / "tiny_cv.yaml"
+FOLDS = 3
+VARIANTS = ["teacher", "kd", "scratch", "ptq_kd_8"]
+
+
+def _cv(wd: Path, *args, **kw):
+    return snakemake(wd, *args, "--configfile", TINY_CONFIG, CV_CONFIG, configfile=None, **kw)
+
+
+@pytest.fixture(scope="module")
+def cv_run(tmp_path_factory) -> Path:
+    wd = copy_workflow(tmp_path_factory.mktemp("cv") / "wf")
+    _cv(wd, "results/cv/comparisons.csv", check=True)
+    return wd
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+# ------------------------------------------------------------------------------------------------ the DAG
+def test_every_image_is_predicted_once_by_a_model_that_never_saw_its_subject(cv_run):
+    ds = torch.load(cv_run / "results/data/dataset.pt", weights_only=True)
+    n = len(ds["labels"])
+    for v in VARIANTS:
+        seen = np.zeros(n, dtype=int)
+        for f in range(FOLDS):
+            fold_ds = torch.load(cv_run / f"results/folds/{f}/data/dataset.pt", weights_only=True)
+            split = fold_ds["split"].numpy()
+            trained_on = {s for s, k in zip(fold_ds["subjects"], split) if k in (0, 1)}  # training and selection
+            preds = _rows(cv_run / f"results/folds/{f}/predictions/{v}.csv")
+            assert preds, (v, f)
+            for r in preds:
+                i = int(r["index"])
+                seen[i] += 1
+                assert r["subject"] == ds["subjects"][i] and int(r["label"]) == int(ds["labels"][i])
+                assert r["subject"] not in trained_on, f"{v} fold {f} was trained on subject {r['subject']}"
+                assert split[i] == 2
+            m = json.loads((cv_run / f"results/folds/{f}/metrics/{v}.json").read_text())
+            assert m["fold"] == f and m["test_images"] == len(preds)
+        assert (seen == 1).all(), f"{v}: images predicted {sorted(set(seen.tolist()))} times"
+
+
+def test_folds_partition_the_subjects_and_validation_is_the_next_fold(cv_run):
+    ds = torch.load(cv_run / "results/data/dataset.pt", weights_only=True)
+    folds = ds["folds"].numpy()
+    subjects = np.array(ds["subjects"])
+    assert set(folds.tolist()) == set(range(FOLDS))
+    for s in set(subjects):
+        assert len(set(folds[subjects == s].tolist())) == 1, s  # a subject lives in one fold
+    for f in range(FOLDS):
+        split = torch.load(cv_run / f"results/folds/{f}/data/dataset.pt", weights_only=True)["split"].numpy()
+        assert np.array_equal(split == 2, folds == f) and np.array_equal(split == 1, folds == (f + 1) % FOLDS)
+        manifest = _rows(cv_run / f"results/folds/{f}/data/manifest.csv")
+        assert [r["split"] for r in manifest] == [("train", "val", "test")[s] for s in split]
+
+
+def test_summary_is_the_mean_over_folds_with_a_t_interval_and_pooled_figures(cv_run):
+    summary = pd.read_csv(cv_run / "results/cv/summary.csv").set_index("variant")
+    assert list(summary.index) == VARIANTS
+    n = len(torch.load(cv_run / "results/data/dataset.pt", weights_only=True)["labels"])
+    for v in VARIANTS:
+        accs, preds = [], []
+        for f in range(FOLDS):
+            accs.append(json.loads((cv_run / f"results/folds/{f}/metrics/{v}.json").read_text())["accuracy"])
+            preds += _rows(cv_run / f"results/folds/{f}/predictions/{v}.csv")
+        r = summary.loc[v]
+        half = stats.t.ppf(0.975, FOLDS - 1) * np.std(accs, ddof=1) / math.sqrt(FOLDS)
+        assert r["accuracy"] == pytest.approx(np.mean(accs))
+        assert (r["accuracy_ci_low"], r["accuracy_ci_high"]) == pytest.approx((np.mean(accs) - half,
+                                                                               np.mean(accs) + half))
+        assert r["pooled_accuracy"] == pytest.approx(np.mean([p["label"] == p["prediction"] for p in preds]))
+        cm = json.loads(r["pooled_confusion_matrix"])
+        assert sum(map(sum, cm)) == n == r["test_images"]
+        assert r["folds"] == FOLDS and "t-interval over folds" in r["interval"]
+        assert f"{FOLDS}-fold" in r["protocol"]
+
+
+def test_comparisons_are_paired_per_fold_with_interval_test_and_verdict(cv_run):
+    comp = pd.read_csv(cv_run / "results/cv/comparisons.csv")
+    acc = comp[comp["metric"] == "accuracy"].set_index("comparison")
+    assert set(acc.index) == {"teacher - kd", "kd - scratch", "ptq_kd_8 - kd"}
+    for name, r in acc.iterrows():
+        v, base = name.split(" - ")
+        diffs = [json.loads((cv_run / f"results/folds/{f}/metrics/{v}.json").read_text())["accuracy"]
+                 - json.loads((cv_run / f"results/folds/{f}/metrics/{base}.json").read_text())["accuracy"]
+                 for f in range(FOLDS)]
+        assert json.loads(r["per_fold_diff"]) == pytest.approx(diffs, abs=1e-6)
+        assert r["mean_diff"] == pytest.approx(np.mean(diffs))
+        assert r["ci_low"] <= r["mean_diff"] <= r["ci_high"]
+        assert r["verdict"] == crossval.verdict(r["ci_low"], r["ci_high"])
+        assert 0 <= r["t_test_p"] <= 1 and 0 <= r["wilcoxon_p"] <= 1
+
+
+def test_the_summary_table_of_a_cross_validated_study_carries_the_intervals(cv_run, tmp_path):
+    from fer.stages.evaluate import summary
+
+    df = summary(metric_files=[], cv_summary=cv_run / "results/cv/summary.csv", benchmark_files=[],
+                 out_csv=tmp_path / "summary.csv")
+    assert list(df["variant"]) == VARIANTS
+    assert {"accuracy", "accuracy_ci_low", "accuracy_ci_high", "macro_f1_ci_low", "pooled_accuracy"} <= set(df.columns)
+
+
+def test_changing_the_seed_reruns_training_but_not_the_data(cv_run):
+    proc = _cv(cv_run, "results/cv/summary.csv", "-n", "--config", "seed=5")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "train_teacher" in proc.stdout and "split_fold" not in proc.stdout and "prepare_data" not in proc.stdout
+    proc = _cv(cv_run, "results/cv/summary.csv", "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+# ----------------------------------------------------------------------------------------------- statistics
+def test_t_interval_and_paired_comparison_by_hand():
+    ci = crossval.t_interval([0.8, 0.9, 1.0])
+    half = 4.302652729911275 * 0.1 / math.sqrt(3)  # t(0.975, 2) = 4.3027
+    assert ci["mean"] == pytest.approx(0.9) and ci["ci_high"] - ci["mean"] == pytest.approx(half)
+    assert crossval.paired([0.1, 0.12, 0.11, 0.09])["verdict"] == "better"
+    assert crossval.paired([-0.1, -0.12, -0.11, -0.09])["verdict"] == "worse"
+    same = crossval.paired([0.0, 0.0, 0.0])
+    assert same["verdict"] == "no detectable difference" and same["t_test_p"] == 1.0
+    assert crossval.paired([0.1, -0.1, 0.05])["verdict"] == "no detectable difference"
+    assert crossval.paired([0.2])["verdict"] == "too few folds"
+
+
+def test_out_of_fold_check_refuses_a_duplicate_or_a_leak():
+    preds = pd.DataFrame({"variant": "kd", "seed": 0, "index": [0, 1, 2, 3], "fold": [0, 0, 1, 1],
+                          "label": 0, "prediction": 0})
+    crossval.check_out_of_fold(preds, [0, 0, 1, 1], 4)
+    with pytest.raises(ValueError, match="not predicted exactly once"):
+        crossval.check_out_of_fold(preds.assign(index=[0, 0, 2, 3]), [0, 0, 1, 1], 4)
+    with pytest.raises(ValueError, match="another fold's model"):
+        crossval.check_out_of_fold(preds, [0, 1, 1, 1], 4)
