@@ -132,6 +132,31 @@ def test_changing_the_seed_reruns_training_but_not_the_data(cv_run):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
+def test_changing_the_folds_reruns_the_split_and_everything_after_it(cv_run):
+    proc = _cv(cv_run, "results/cv/summary.csv", "-n", "--config", "data={split: {folds: 4}}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for rule in ("prepare_data", "split_fold", "train_teacher", "cv_summary"):
+        assert rule in proc.stdout, rule
+    assert "synthesize_faces" not in proc.stdout  # the images themselves do not depend on the folds
+
+
+def test_repeat_seeds_are_a_wildcard_too(workflow):
+    proc = _cv(workflow, "results/cv/summary.csv", "-n", "--config", "seeds=[1,2]")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = dict(line.split()[:2] for line in proc.stdout.splitlines() if line.strip().startswith("train_teacher "))
+    assert jobs == {"train_teacher": str(FOLDS * 2)}
+    assert "results/folds/2/seed2/weights/teacher.pt" in proc.stdout
+    bad = _cv(workflow, "-n", "--config", "seeds=[1,2]", "data={split: {folds: 0}}")
+    assert bad.returncode != 0 and "config key seeds" in bad.stdout + bad.stderr
+
+
+def test_more_folds_than_subjects_is_one_clear_line(workflow):
+    proc = _cv(workflow, "results/data/dataset.pt", "--config", "data={split: {folds: 30}}")
+    out = (workflow / "results/logs/prepare_data.log").read_text()
+    assert proc.returncode != 0 and "data.split.folds=30 but" in out and "at most 24 folds" in out
+    assert "Traceback" not in out
+
+
 # ----------------------------------------------------------------------------------------------- statistics
 def test_t_interval_and_paired_comparison_by_hand():
     ci = crossval.t_interval([0.8, 0.9, 1.0])

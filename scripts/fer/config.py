@@ -60,10 +60,49 @@ def load(overrides: dict | None = None, base_dir=".") -> dict:
     return validate(merge(defaults(), overrides or {}), SCHEMA, base_dir)
 
 
+def _resolve(node: dict, root: dict) -> dict:
+    ref = node.get("$ref")
+    if ref and ref.startswith("#/"):
+        target = root
+        for part in ref[2:].split("/"):
+            target = target[part]
+        return {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    return node
+
+
+def _coerce(value, node: dict, root: dict):
+    """``value`` with numbers and booleans given as strings turned into what the schema asks for: Snakemake's
+    ``--config key=value`` reads nested values (``--config 'data={split: {folds: 10}}'``) as strings."""
+    node = _resolve(node, root)
+    kinds = node.get("type")
+    kinds = [kinds] if isinstance(kinds, str) else list(kinds or [])
+    if isinstance(value, dict):
+        props = node.get("properties", {})
+        return {k: _coerce(v, props[k], root) if k in props else v for k, v in value.items()}
+    if isinstance(value, list) and isinstance(node.get("items"), dict):
+        return [_coerce(v, node["items"], root) for v in value]
+    if isinstance(value, str):
+        text = value.strip()
+        if "integer" in kinds and re.fullmatch(r"[+-]?\d+", text):
+            return int(text)
+        if "number" in kinds and re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", text):
+            return float(text)
+        if "boolean" in kinds and text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        if "null" in kinds and text.lower() in ("null", "none", "~"):
+            return None
+        if node.get("enum") and value not in node["enum"] and re.fullmatch(r"[+-]?\d+", text):
+            if int(text) in node["enum"]:
+                return int(text)
+    return value
+
+
 def validate(config: dict, schema_path=SCHEMA, base_dir=".") -> dict:
     """Check ``config`` against the schema and the semantic rules; raise :class:`ConfigError` (one line) on the
-    first problem. Returns ``config`` unchanged."""
+    first problem. Numbers and booleans written as strings (as Snakemake's ``--config`` passes nested values)
+    are first converted in place to the type the schema asks for. Returns ``config``."""
     schema = yaml.safe_load(Path(schema_path).read_text())
+    config.update(_coerce(dict(config), schema, schema))
     validator = _all_required(Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:

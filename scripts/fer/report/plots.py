@@ -112,6 +112,13 @@ def pareto_front(x, y) -> list[int]:
     return sorted(front, key=lambda i: (x[i], -y[i]))
 
 
+def accuracy_ci(v, names):
+    """(low, high) bounds of the accuracy interval of ``names`` (rows of a cross-validated summary), else None."""
+    if "accuracy_ci_low" not in v or "accuracy_ci_high" not in v:
+        return None
+    return ([float(v.loc[n, "accuracy_ci_low"]) for n in names], [float(v.loc[n, "accuracy_ci_high"]) for n in names])
+
+
 def pct_change(new, ref) -> float:
     return (float(new) / float(ref) - 1.0) * 100.0 if ref else float("nan")
 
@@ -134,7 +141,11 @@ def protocol_text(summary) -> str:
     if "test_images" in v and len(v) and not v["test_images"].isna().all():
         r = v.iloc[0]
         subj = f" of {int(r['test_subjects'])} held-out subjects" if "test_subjects" in v else ""
-        parts.append(f"accuracy: subject-independent test split, {int(r['test_images'])} images{subj}")
+        if "folds" in v and not v["folds"].isna().all():
+            parts.append(f"accuracy: mean over {int(r['folds'])} subject-disjoint folds ({int(r['test_images'])} "
+                         f"images{subj}, each tested once), bars and whiskers: 95% t-interval over folds")
+        else:
+            parts.append(f"accuracy: subject-independent test split, {int(r['test_images'])} images{subj}")
     return " | ".join(parts)
 
 
@@ -155,11 +166,17 @@ def _footer(fig, summary, extra: str = "") -> None:
 
 
 def _bars(ax, labels, values, colors, fmt="{:.3g}", ref_index: int | None = 0, pct: bool = True,
-          delta_pp: bool = False, whiskers=None, ylabel: str = "", title: str = "") -> None:
-    """Bar chart with value labels; bars after ``ref_index`` also get their change against it in %."""
+          delta_pp: bool = False, whiskers=None, ylabel: str = "", title: str = "", ci=None) -> None:
+    """Bar chart with value labels; bars after ``ref_index`` also get their change against it in %. ``ci``:
+    (lows, highs) of an interval around each value, drawn as error bars (e.g. 95% over folds)."""
     values = np.asarray(values, dtype=float)
     xs = np.arange(len(values))
     ax.bar(xs, np.nan_to_num(values), color=colors, edgecolor="black", linewidth=0.6)
+    if ci is not None:
+        lo, hi = np.asarray(ci[0], dtype=float), np.asarray(ci[1], dtype=float)
+        ax.errorbar(xs, values, yerr=[np.nan_to_num(values - lo), np.nan_to_num(hi - values)], fmt="none",
+                    ecolor="black", elinewidth=1.2, capsize=5, zorder=4)
+        whiskers = hi
     if whiskers is not None:
         w = np.asarray(whiskers, dtype=float)
         ok = ~np.isnan(w) & ~np.isnan(values)
@@ -284,7 +301,7 @@ def teacher_student_comparison(summary, path, teacher: str = "teacher", student:
     acc_names = {teacher: "teacher", student: "KD student", scratch: "student\nno KD"}
     _bars(axes[3], [acc_names[x] for x in acc_vars], [v.loc[x, "accuracy"] for x in acc_vars],
           _colors([v.loc[x, "method"] for x in acc_vars]), fmt="{:.3f}", delta_pp=True, ylabel="test accuracy",
-          title="accuracy (Δ vs teacher in points)")
+          title="accuracy (Δ vs teacher in points)", ci=accuracy_ci(v, acc_vars))
     axes[3].set_ylim(0, 1.18)
     best = best_latency(summary)
     speed = ""
@@ -342,7 +359,7 @@ def pruning_comparison(summary, path, ratios: dict | None = None, base: str = "k
     _bars(axes[2], labels, lat, cols, fmt="{:.3f}", whiskers=lat90, ylabel="ms per image",
           title=f"latency p50 (fastest local runtime{', ' + rt if rt else ''})")
     _bars(axes[3], labels, [v.loc[x, "accuracy"] for x in vs], cols, fmt="{:.3f}", delta_pp=True,
-          ylabel="test accuracy", title="accuracy (Δ vs KD student in points)")
+          ylabel="test accuracy", title="accuracy (Δ vs KD student in points)", ci=accuracy_ci(v, vs))
     axes[3].set_ylim(0, 1.18)
     tab = fig.add_subplot(gs[1, :])
     tab.axis("off")
@@ -381,7 +398,7 @@ def quantization_comparison(summary, path, base: str = "kd") -> None:
     _bars(axes[0], labels, [v.loc[x, "size_bytes"] / 1024 for x in vs], cols, fmt="{:,.1f} KB",
           ylabel="KB (bit-packed weights + scales + biases)", title="real size (change vs first bar)")
     _bars(axes[1], labels, [v.loc[x, "accuracy"] for x in vs], cols, fmt="{:.3f}", delta_pp=True,
-          ylabel="test accuracy", title="accuracy (Δ vs first bar in points)")
+          ylabel="test accuracy", title="accuracy (Δ vs first bar in points)", ci=accuracy_ci(v, vs))
     axes[1].set_ylim(0, 1.18)
     ax = axes[2]
     df = latency_rows(summary, LOCAL_DEVICE)
@@ -446,9 +463,13 @@ def _label_points(ax, points) -> None:
                     arrowprops=dict(arrowstyle="-", color="#999999", linewidth=0.5) if dy < -20 else None)
 
 
-def _scatter_front(ax, x, y, names, methods, xlabel: str, title: str) -> None:
+def _scatter_front(ax, x, y, names, methods, xlabel: str, title: str, ci=None) -> None:
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
+    if ci is not None:  # interval bars (95% over folds) behind the points
+        lo, hi = np.asarray(ci[0], dtype=float), np.asarray(ci[1], dtype=float)
+        ok = np.isfinite(x) & np.isfinite(lo) & np.isfinite(hi)
+        ax.vlines(x[ok], lo[ok], hi[ok], color="#777777", linewidth=1.0, zorder=1)
     for m in dict.fromkeys(methods):
         k = [i for i, mm in enumerate(methods) if mm == m]
         ax.scatter(x[k], y[k], s=60, color=METHOD_COLORS.get(m, "#999999"), label=m, zorder=3,
@@ -470,6 +491,9 @@ def _scatter_front(ax, x, y, names, methods, xlabel: str, title: str) -> None:
     ok = np.isfinite(y)
     if ok.any():
         ylo, yhi = float(np.nanmin(y)), float(np.nanmax(y))
+        if ci is not None:  # room for the interval bars
+            ylo = min(ylo, float(np.nanmin(np.asarray(ci[0], dtype=float))))
+            yhi = max(yhi, float(np.nanmax(np.asarray(ci[1], dtype=float))))
         pad = max(0.02, (yhi - ylo) * 0.08)
         ax.set_ylim(ylo - 2 * pad, yhi + pad)
     # one label per position: variants that coincide (e.g. kd and ptq_kd_32) share it
@@ -499,15 +523,16 @@ def total_comparison(summary, path) -> None:
     fig, axes = plt.subplots(1, panels, figsize=(7.2 * panels, 5.6))
     names, methods, acc = list(v["variant"]), list(v["method"]), list(v["accuracy"])
     lat = [best.loc[n, "latency_ms_p50"] if n in best.index else np.nan for n in names]
+    ci = accuracy_ci(v, names)
     _scatter_front(axes[0], lat, acc, names, methods, "latency p50, ms (fastest local runtime, log scale)",
-                   "accuracy vs latency (this machine)")
+                   "accuracy vs latency (this machine)", ci)
     _scatter_front(axes[1], list(v["size_bytes"] / 1024), acc, names, methods,
-                   "real size, KB (log scale)", "accuracy vs size")
+                   "real size, KB (log scale)", "accuracy vs size", ci)
     if panels == 3:
         jb = dev.loc[dev.groupby("variant", sort=False)["latency_ms_p50"].idxmin()].set_index("variant", drop=False)
         jl = [jb.loc[n, "latency_ms_p50"] if n in jb.index else np.nan for n in names]
         _scatter_front(axes[2], jl, acc, names, methods, "latency p50, ms (fastest device runtime, log scale)",
-                       f"accuracy vs latency ({dev.iloc[0].get('machine', '') or 'Jetson'})")
+                       f"accuracy vs latency ({dev.iloc[0].get('machine', '') or 'Jetson'})", ci)
     axes[0].legend(fontsize=8, loc="best", framealpha=0.85)
     fig.suptitle("Every variant: accuracy against cost (up and left is better; circled = Pareto front)",
                  fontsize=13, weight="bold")
