@@ -1,19 +1,20 @@
 """Scale check on one machine: a FER2013-sized synthetic set through data preparation and training.
 
-    .venv/bin/python scripts/bench_scale.py [--images 35887] [--out /tmp/fer-scale] [--threads 2]
-                                            [--train-limit N] [--reuse]
+    .venv/bin/python bench/scale.py [--images 35887] [--out /tmp/fer-scale] [--threads 2]
+                                    [--train-limit N] [--steps a,b,...] [--reuse]
 
 Steps, each in its own child process (peak memory = that child's ``ru_maxrss`` from ``os.wait4``, which
 includes the processes it waited for, e.g. a Snakemake job):
 
-1. ``synthesize``: scripts/make_synthetic.py writes about ``--images`` faces (FER2013 has 35,887) in the
+1. ``synthesize``: tools/make_synthetic.py writes about ``--images`` faces (FER2013 has 35,887) in the
    CK+ folder layout.
 2. ``prepare_data``: the real rule, through Snakemake, in a copy of the workflow whose config reads that
-   folder (``datasets.source: folder``), so the DAG with one input per image is part of the measurement.
+   folder (``data.source: folder``), so the DAG with one input per image is part of the measurement.
 3. ``train_teacher``, ``train_student_kd``, ``train_student_scratch``: one epoch each of the models in
-   config/config.yaml (``models:`` and ``train:`` batch size and learning rate), through
-   ``fer.training.train_rule``, the function the training rules call, on the prepared set. Throughput is
-   the training loop's images/s (the ``images_per_s`` column of the training history; the per-epoch
+   config/config.yaml (``models:`` and ``train:`` batch size and learning rate, no warm-up), through
+   :func:`fer.stages.train.train_teacher` / :func:`fer.stages.train.train_student`, the functions the training
+   rules call, on the prepared set (the KD student learns from the teacher of step ``train_teacher``).
+   Throughput is the training loop's images/s (the ``images_per_s`` column of the training history; the per-epoch
    validation pass is not included). ``--train-limit N`` trains on a random N of the training images only
    (the whole data set is still loaded and validated on), for a quicker throughput figure on a slow machine.
 
@@ -34,19 +35,24 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
+import yaml
+
+from fer import config as fer_config
+from fer.data import datasets, synthetic
+
+ROOT = fer_config.REPO
 
 WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "config", "envs", "report", "profiles")
 FER2013_IMAGES = 35887
 
+# One training step in a child process: args = {"threads", "limit", "step", "kwargs"}; kwargs holds the config
+# sections as mappings, turned into the typed sections the stage functions take.
 TRAIN_CHILD = r"""
 import json, sys, time
-sys.path.insert(0, {scripts!r})
 import torch
 from fer.data import datasets
-from fer import training_OLD
+from fer.settings import KD, Arch, Augment, TrainHP
+from fer.stages import train
 args = json.loads(sys.argv[1])
 torch.set_num_threads(args["threads"])
 limit = args["limit"]
@@ -59,9 +65,15 @@ if limit:
         keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:limit].sort().values
         return x[keep], y[keep]  # a random subset: the set is stored class by class
     datasets.subset = capped
+kw = dict(args["kwargs"], arch=Arch.of(args["kwargs"]["arch"]), hp=TrainHP.of(args["kwargs"]["hp"]),
+          augment=Augment.of(args["kwargs"]["augment"]))
 t0 = time.perf_counter()
-training_OLD.train_rule(**args["kwargs"])
-print(json.dumps({{"seconds": time.perf_counter() - t0}}))
+if args["step"] == "train_teacher":
+    train.train_teacher(**kw)
+else:
+    kw["kd"] = KD.of(kw["kd"]) if kw["kd"] else None
+    train.train_student(**kw)
+print(json.dumps({"seconds": time.perf_counter() - t0}))
 """
 
 
@@ -98,8 +110,6 @@ def copy_workflow(dest: Path) -> Path:
 
 
 def subjects_for(images: int, frames: int) -> int:
-    from fer.data import synthetic
-
     per_subject = frames * sum(synthetic.CKPLUS_RATES.values())  # expected sequences per subject x frames
     return max(3, math.ceil(images / per_subject))
 
@@ -120,10 +130,6 @@ def main(argv=None) -> dict:
     ap.add_argument("--reuse", action="store_true", help="keep an existing synthetic set / prepared data")
     a = ap.parse_args(argv)
 
-    import yaml
-
-    from fer import config as fer_config
-
     out = a.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     faces, wf = out / "faces", out / "wf"
@@ -139,7 +145,7 @@ def main(argv=None) -> dict:
     if "synthesize" in steps and not (a.reuse and faces.is_dir() and count_images(faces)):
         shutil.rmtree(faces, ignore_errors=True)
         subjects = subjects_for(a.images, a.frames)
-        r = run_step("synthesize", [py, str(HERE / "make_synthetic.py"), str(faces), "--subjects", str(subjects),
+        r = run_step("synthesize", [py, str(ROOT / "tools" / "make_synthetic.py"), str(faces), "--subjects", str(subjects),
                                     "--frames", str(a.frames), "--seed", "0", "--no-progress",
                                     "--stats", str(out / "synthetic_stats.json")], out, out / "synthesize.log", env)
         r["subjects"] = subjects
@@ -168,19 +174,16 @@ def main(argv=None) -> dict:
     if not dataset.is_file():
         raise SystemExit(f"{dataset} is missing: run the prepare_data step first")
 
-    import torch
-
-    ds = torch.load(dataset, weights_only=True)
+    ds = datasets.load_prepared(dataset)
     split_sizes = {s: int((ds["split"] == i).sum()) for i, s in enumerate(("train", "val", "test"))}
     report["split"] = split_sizes
     report["dataset_file_mib"] = round(dataset.stat().st_size / 2**20, 1)
     del ds
     print(f"  split {split_sizes}, dataset file {report['dataset_file_mib']} MiB")
 
-    # 3. one epoch of each model, through the training rules' function
-    base = yaml.safe_load((wf / "config" / "config.yaml").read_text())
-    base.update(cfg)
-    config = fer_config.validate(base, wf / "config" / "schema.yaml", wf)
+    # 3. one epoch of each model, through the training rules' functions
+    config = fer_config.validate(fer_config.merge(yaml.safe_load((wf / "config" / "config.yaml").read_text()), cfg),
+                                 wf / "config" / "schema.yaml", wf)
     jobs = {
         "train_teacher": ("teacher", "teacher", None),
         "train_student_kd": ("kd", "student", out / "models" / "teacher.pt"),
@@ -192,15 +195,18 @@ def main(argv=None) -> dict:
         if teacher is not None and not teacher.is_file():
             raise SystemExit(f"{step} needs {teacher}: run train_teacher first")
         hp = dict(config["train"][role], epochs=1, warmup_epochs=0)
-        kwargs = {"variant": variant, "dataset": str(dataset), "teacher": str(teacher) if teacher else None,
-                  "arch": config["models"][role], "hp": hp, "kd": config["kd"] if teacher else None,
-                  "augment": config["augment"], "seed": config["seed"],
-                  "checkpoint": str(out / "models" / f"{variant}.ckpt"), "out_weights": str(out / "models" / f"{variant}.pt"),
-                  "out_history": str(out / "models" / f"{variant}.csv"), "out_plot": str(out / "models" / f"{variant}.png")}
+        kwargs = {"dataset": str(dataset), "arch": config["models"][role], "hp": hp, "augment": config["augment"],
+                  "seed": config["seed"], "checkpoint": str(out / "models" / f"{variant}.ckpt"),
+                  "out_weights": str(out / "models" / f"{variant}.pt"),
+                  "out_history": str(out / "models" / f"{variant}.csv"),
+                  "out_plot": str(out / "models" / f"{variant}.png")}
+        if step != "train_teacher":
+            kwargs.update(variant=variant, teacher=str(teacher) if teacher else None,
+                          kd=config["kd"] if teacher else None)
         (out / "models").mkdir(exist_ok=True)
         Path(kwargs["checkpoint"]).unlink(missing_ok=True)
-        args = json.dumps({"threads": a.threads, "limit": a.train_limit, "kwargs": kwargs})
-        r = run_step(step, [py, "-c", TRAIN_CHILD.format(scripts=str(HERE)), args], out, out / f"{step}.log", env)
+        args = json.dumps({"threads": a.threads, "limit": a.train_limit, "step": step, "kwargs": kwargs})
+        r = run_step(step, [py, "-c", TRAIN_CHILD, args], out, out / f"{step}.log", env)
         with open(kwargs["out_history"], newline="") as fh:
             row = next(csv.DictReader(fh))
         r.update({"train_images": split_sizes["train"] if not a.train_limit else min(a.train_limit, split_sizes["train"]),

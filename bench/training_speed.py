@@ -1,47 +1,56 @@
 """Training speed: images/s of the teacher and student training loops, and the time of the whole recipe.
 
-    .venv/bin/python scripts/bench_train.py [--dataset results/data/dataset.pt] [--epochs 3] [--threads 2]
-                                            [--full]
+    .venv/bin/python bench/training_speed.py [--dataset results/data/dataset.pt] [--epochs 3] [--threads 2]
+                                             [--config override.yaml] [--full]
 
 The data are a prepared dataset (``results/data/dataset.pt`` from ``snakemake data``) or, by default, a
-CK+-sized synthetic set made in memory (118 subjects, 975 images, about the size of the Kaggle CK+48 copy). For each model
-it runs ``fer.train.fit`` — the loop the training rules use, with augmentation, per-epoch validation and
-checkpointing — for ``--epochs`` epochs and reports the loop's images/s (the ``images_per_s`` of the
-training history, validation not included) and the wall time per epoch. It also times the model math alone
-(forward + backward + optimizer step on a fixed batch, no data handling) as the ceiling.
+CK+-sized synthetic set made in memory (118 subjects, about 975 images, the size of the Kaggle CK+48 copy). For
+each model it runs :func:`fer.models.training.fit` — the loop the training rules use, with augmentation,
+per-epoch validation and checkpointing — for ``--epochs`` epochs with the config's ``models``, ``train``,
+``augment`` and ``kd`` sections, and reports the loop's images/s (the ``images_per_s`` of the training history,
+validation not included) and the wall time per epoch. It also times the model math alone (forward + backward +
+optimizer step on a fixed batch, no data handling) as the ceiling. The KD student learns from the teacher just
+trained here.
 
-``--full`` runs the default recipe of config/config.yaml (teacher, KD student, scratch student with their
-configured epochs) and prints its total wall time. On a shared machine the figures are only as good as the
-machine was idle: the 1-minute load average is printed with them.
+The config is config/config.yaml with ``--config`` (an override file, as ``--configfile``) merged over it.
+``--full`` runs the configured recipe (teacher, KD student, scratch student with their configured epochs) and
+prints its total wall time. On a shared machine the figures are only as good as the machine was idle: the
+1-minute load average is printed with them.
 """
 import argparse
+import dataclasses
 import logging
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import torch
+import torch.nn.functional as F
 import yaml
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
+from fer import config as fer_config
 from fer.data import datasets, synthetic
-from fer.models import nets, training  # noqa: E402
+from fer.models import nets, training
+from fer.settings import KD, Arch, Augment, TrainHP
 
 
 def load(args):
     if args.dataset:
         ds = datasets.load_prepared(args.dataset)
         return datasets.subset(ds, "train") + datasets.subset(ds, "val")
-    imgs, labels, subjects = synthetic.load_arrays(n_subjects=118, seed=0)
+    imgs, labels, _ = synthetic.load_arrays(n_subjects=118, seed=0)
     imgs, labels = torch.from_numpy(imgs[:981]), torch.from_numpy(labels[:981]).long()
     n_train = int(0.85 * len(imgs))
     return imgs[:n_train], labels[:n_train], imgs[n_train:], labels[n_train:]
+
+
+def frozen(model):
+    """The trained teacher as the KD runs use it: eval mode, parameters frozen."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
 
 
 def model_math(arch, batch, threads, steps=8):
@@ -67,11 +76,13 @@ def main():
     ap.add_argument("--dataset", help="a prepared dataset.pt (default: CK+-sized synthetic set in memory)")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--config", default=str(HERE.parent / "config" / "config.yaml"))
-    ap.add_argument("--full", action="store_true", help="also time the whole default recipe")
+    ap.add_argument("--config", help="a config override file merged over config/config.yaml")
+    ap.add_argument("--full", action="store_true", help="also time the whole configured recipe")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    cfg = yaml.safe_load(Path(args.config).read_text())
+    cfg = fer_config.load(yaml.safe_load(Path(args.config).read_text()) if args.config else None,
+                          base_dir=fer_config.REPO)
+    augment, kd = Augment.of(cfg["augment"]), KD.of(cfg["kd"])
     torch.set_num_threads(args.threads)
     tx, ty, vx, vy = load(args)
     print(f"data: {len(tx)} train / {len(vx)} val images; threads {args.threads}; "
@@ -79,32 +90,30 @@ def main():
     rows = []
     teacher_model = None
     with tempfile.TemporaryDirectory() as tmp:
-        for name, role, kd in (("teacher", "teacher", False), ("kd", "student", True),
-                               ("scratch", "student", False)):
-            arch = cfg["models"][role]
-            hp = cfg["train"][role]
-            epochs = hp["epochs"] if args.full else args.epochs
+        for name, role, distil in (("teacher", "teacher", False), ("kd", "student", True),
+                                   ("scratch", "student", False)):
+            arch = Arch.of(cfg["models"][role])
+            hp = TrainHP.of(cfg["train"][role])
+            if not args.full:
+                hp = dataclasses.replace(hp, epochs=args.epochs)
             training.set_seed(0)
-            m = nets.FERNet(**arch)
+            m = nets.FERNet(channels=arch.channels, hidden=arch.hidden, dropout=arch.dropout)
             t0 = time.perf_counter()
-            res = training.fit(m, tx, ty, vx, vy, epochs=epochs, lr=hp["lr"], batch_size=hp["batch_size"],
-                            weight_decay=hp["weight_decay"], seed=0, augment_cfg=cfg["augment"],
-                            label_smoothing=hp.get("label_smoothing", 0.0),
-                            teacher=teacher_model if kd else None, temperature=cfg["kd"]["temperature"],
-                            alpha=cfg["kd"]["alpha"], checkpoint=Path(tmp) / f"{name}.pt", desc=name,
-                            progress=False)
+            res = training.fit(m, tx, ty, vx, vy, hp=hp, augment_cfg=augment, seed=0,
+                               teacher=teacher_model if distil else None, kd=kd if distil else None,
+                               checkpoint=Path(tmp) / f"{name}.pt", desc=name, data_key="bench", progress=False)
             wall = time.perf_counter() - t0
             if name == "teacher":
-                teacher_model = m
+                teacher_model = frozen(m)
             ips = sorted(h["images_per_s"] for h in res["history"])
-            rows.append((name, epochs, ips[len(ips) // 2], wall / epochs, wall,
-                         model_math(arch, hp["batch_size"], args.threads)))
+            rows.append((name, hp.epochs, ips[len(ips) // 2], wall / hp.epochs, wall,
+                         model_math(arch.as_dict(), hp.batch_size, args.threads)))
     print(f"{'model':8} {'epochs':>6} {'loop img/s (median)':>20} {'s/epoch':>8} {'wall s':>8} "
           f"{'model math img/s':>17}")
     for r in rows:
         print(f"{r[0]:8} {r[1]:>6} {r[2]:>20.0f} {r[3]:>8.2f} {r[4]:>8.1f} {r[5]:>17.0f}")
     total = sum(r[4] for r in rows)
-    label = "whole default recipe" if args.full else f"{args.epochs} epochs each"
+    label = "whole configured recipe" if args.full else f"{args.epochs} epochs each"
     print(f"total ({label}): {total:.1f} s; load average now {os.getloadavg()[0]:.2f}")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import numpy as np
 import pandas as pd
@@ -11,11 +12,11 @@ import pytest
 import torch
 
 from conftest import REPO, snakemake
-from fer import checkpoints
-from fer.deploy import columns, latency, jetson
-from fer import files
-from fer.report.summary import write_summary
+from fer import checkpoints, errors, files
+from fer.deploy import columns, jetson, latency
+from fer.deploy.payload import jetson_device_bench as dev
 from fer.models import nets
+from fer.report.summary import write_summary
 
 TINY_ARCH = {"channels": [4, 8, 8], "hidden": 16, "dropout": 0.1}
 
@@ -49,8 +50,6 @@ def test_latency_stats_match_numpy_and_the_jetson_device_script():
     assert s["latency_ms_std"] == pytest.approx(t.std())
     assert s["p90_over_p50"] == pytest.approx(np.percentile(t, 90) / np.percentile(t, 50))
     assert s["runs"] == 101
-    from fer.deploy.payload import jetson_device_bench as dev
-
     d = dev.summarize(list(t))
     for key in ("latency_ms_p50", "latency_ms_p90", "latency_ms_mean", "latency_ms_std"):
         assert s[key] == pytest.approx(d[key]), key
@@ -60,13 +59,11 @@ def test_time_calls_runs_warmup_then_times_each_call():
     calls = []
     times = latency.time_calls(lambda: calls.append(1), runs=7, warmup=3)
     assert len(calls) == 10 and times.shape == (7,) and (times >= 0).all()
-    with pytest.raises(latency.BenchmarkError):
+    with pytest.raises(errors.BenchmarkError):
         latency.time_calls(lambda: None, runs=0, warmup=0)
 
 
 def test_time_calls_with_cpu_time_separates_waiting_from_computing():
-    import time
-
     wall, cpu = latency.time_calls(lambda: time.sleep(0.002), runs=5, warmup=0, with_cpu=True)
     assert (wall >= 1.9).all() and (cpu < 1.0).all()  # sleeping: wall time passes, no CPU time
 
@@ -101,7 +98,7 @@ def test_cpu_model_from_cpuinfo(tmp_path, text, expected):
 def test_benchmark_row_describes_run_and_machine(tiny_model, runtime):
     weights, onnx_path = tiny_model
     row = latency.benchmark("kd", runtime, weights, onnx_path, runs=15, warmup=2, threads=1)
-    assert list(row)[:len(latency.COLUMNS)] == latency.COLUMNS
+    assert list(row)[:len(columns.COLUMNS)] == columns.COLUMNS
     shared = columns.ROW_COLUMNS + columns.MACHINE_COLUMNS  # same leading columns as the Jetson rows
     assert list(row)[:len(shared)] == shared
     assert row["variant"] == "kd" and row["runtime"] == runtime and row["device"] == "local-cpu"
@@ -128,7 +125,7 @@ def test_pinning_restores_affinity():
 
 def test_onnxruntime_reports_int8_kernels_for_a_qdq_graph(tmp_path):
     """A DQ -> Conv -> Q graph: onnxruntime fuses it into QLinearConv and the row says int8."""
-    import onnx
+    import onnx  # heavy: the onnx package, only for this hand-built graph
     from onnx import TensorProto, helper, numpy_helper
 
     w = numpy_helper.from_array(np.random.default_rng(0).integers(-20, 20, (4, 1, 3, 3)).astype(np.int8), "w_q")
@@ -162,7 +159,7 @@ def test_onnxruntime_reports_int8_kernels_for_a_qdq_graph(tmp_path):
     ({"Conv": 3, "Round": 5}, 16, None, "fp32-fakequant", "no speed-up over fp32"),
 ])
 def test_quantized_rows_say_what_ran_and_claim_no_false_speedup(ops, bits, fmt, precision, says):
-    p, executed, note = latency.classify_onnx_execution(ops, bits, fmt)
+    p, executed, note = latency.onnx_labels(ops, bits, fmt)
     assert p == precision and says in note and executed
     if bits < 8 or p != "int8":
         assert "speed-up" not in note or "not a speed-up" in note or "no speed-up" in note
@@ -176,9 +173,9 @@ def test_eager_rows_of_quantized_checkpoints_say_fake_quant():
 
 def test_unknown_runtime_and_missing_onnx_are_one_line_errors(tiny_model, tmp_path):
     weights, _ = tiny_model
-    with pytest.raises(latency.BenchmarkError, match="unknown runtime"):
+    with pytest.raises(errors.BenchmarkError, match="unknown runtime"):
         latency.benchmark("kd", "tflite", weights)
-    with pytest.raises(latency.BenchmarkError, match="does not exist"):
+    with pytest.raises(errors.BenchmarkError, match="does not exist"):
         latency.benchmark("kd", "onnxruntime", weights, tmp_path / "nope.onnx", runs=2, warmup=0)
 
 
@@ -236,7 +233,7 @@ def test_summary_has_one_row_per_variant_runtime_device_with_accuracy_in_each(tm
     skipped = tmp_path / "jetson_skipped.json"
     jetson.write_outputs(jetson.skipped_result(), json_path=skipped)
     out = tmp_path / "summary.csv"
-    df = write_summary(metrics, out, benchmarks=[*benches, jet, skipped])
+    df = write_summary([json.loads(f.read_text()) for f in metrics], out, benchmarks=[*benches, jet, skipped])
     assert list(df.columns[:8]) == ["variant", "method", "setting", "params", "macs", "size_bytes", "accuracy",
                                     "macro_f1"]
     assert {"runtime", "device", "latency_ms_p50", "latency_ms_p90", "p90_over_p50"} <= set(df.columns)

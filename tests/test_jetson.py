@@ -24,10 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from fer import config as fer_config
-from fer import errors, settings
-from fer.deploy import jetson, latency
+from fer import errors, settings, variants
+from fer.deploy import columns, jetson, kernels, latency
+from fer.models.nets import FERNet
 from fer.stages.benchmark import benchmark_jetson
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,10 +52,6 @@ def _load_device_module():
 @pytest.fixture(scope="session")
 def onnx_models(tmp_path_factory):
     """Two tiny FERNet exports: a float variant and one named like a 4-bit quantized variant."""
-    import torch
-
-    from fer.models.nets import FERNet
-
     d = tmp_path_factory.mktemp("onnx")
     torch.manual_seed(0)
     model = FERNet(channels=[4, 8, 8], hidden=16).eval()
@@ -64,7 +62,8 @@ def onnx_models(tmp_path_factory):
                           input_names=["input"], output_names=["logits"])
     # A Q/DQ graph named like a 4-bit variant (the pipeline's brevitas export also keeps sub-8-bit weights in
     # int8 Q/DQ containers); onnxruntime's static quantizer writes the same QuantizeLinear/DequantizeLinear form.
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,  # heavy: onnxruntime
+                                          quantize_static)
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -294,7 +293,7 @@ def test_device_script_every_model_failing_exits_4(tmp_path):
 
 def test_device_op_scan_matches_onnx_parser(tmp_path, onnx_models):
     """The device reads op types from the serialized optimized graph without the onnx package."""
-    import onnx
+    import onnx  # heavy: onnx and onnxruntime, only for the ONNX tests
     import onnxruntime as ort
 
     dev = _load_device_module()
@@ -340,8 +339,9 @@ def test_ssh_options_are_batch_and_pinned(tmp_path):
 
 
 def test_bits_precision_and_notes():
-    assert jetson.bits_of("ptq_kd_6") == 6 and jetson.bits_of("ptq_pr_kd_high_4") == 4
-    assert jetson.bits_of("kd") is None and jetson.bits_of("pr_kd_low") is None
+    bits_of = lambda v: variants.describe(v)["bits"]  # what the Jetson rows read the bit width from
+    assert bits_of("ptq_kd_6") == 6 and bits_of("ptq_pr_kd_high_4") == 4
+    assert bits_of("kd") is None and bits_of("pr_kd_low") is None
     stats = {"latency_ms_p50": 1.0, "latency_ms_p90": 1.2, "latency_ms_mean": 1.1, "latency_ms_std": 0.1,
              "runs": 5, "warmup": 2}
     raw = {"device": {"model": "NVIDIA Jetson Nano Developer Kit", "onnxruntime": "1.10.0", "tensorrt": "8.2.1"},
@@ -355,7 +355,7 @@ def test_bits_precision_and_notes():
     entries = [{"variant": "ptq_kd_6", "bits": 6, "qdq": True}, {"variant": "ptq_kd_8", "bits": 8, "qdq": True},
                {"variant": "ptq_kd_4", "bits": 4, "qdq": True}, {"variant": "kd", "bits": None, "qdq": False}]
     q6, q8, q4, kd = jetson.to_rows(raw, entries)
-    assert list(q6) == jetson.COLUMNS
+    assert list(q6) == columns.COLUMNS
     # precision is what the device executed: never a claim the run did not make
     assert (q6["precision"], q6["executed"]) == ("int8", "int8 kernels: QLinearConv (+2 Q/DQ nodes)")
     assert "6-bit weights are stored in int8 containers: a storage saving, not a speed-up" in q6["note"]
@@ -367,12 +367,26 @@ def test_bits_precision_and_notes():
     assert "speed-up" not in kd["note"] and "TensorRT fp16 mode" in kd["note"]
 
 
-def test_columns_match_local_benchmark_rows():
-    assert jetson.COLUMNS == latency.COLUMNS
+def test_columns_match_local_benchmark_rows(tmp_path):
+    """Jetson tables and local benchmark files carry the same columns (fer.deploy.columns)."""
+    jetson.write_outputs(jetson.skipped_result(), tmp_path / "j.csv", tmp_path / "j.json")
+    with open(tmp_path / "j.csv") as fh:
+        assert next(csv.reader(fh)) == columns.COLUMNS
+    assert json.loads((tmp_path / "j.json").read_text())["columns"] == columns.COLUMNS
+    row = {k: 0 for k in columns.COLUMNS} | {"device": "local-cpu", "machine_cpu": "cpu"}
+    latency.write_result(tmp_path / "l.json", row)
+    assert json.loads((tmp_path / "l.json").read_text())["columns"] == columns.COLUMNS
+
+
+def test_device_script_kernel_lists_match_the_package():
+    """The device script (independent of the package) reports exactly the op types fer.deploy.kernels labels."""
+    dev = _load_device_module()
+    assert tuple(dev.INT_KERNELS) == kernels.INT_KERNELS
+    assert tuple(dev.QDQ_NODES) == kernels.QDQ_NODES and tuple(dev.FLOAT_KERNELS) == kernels.FLOAT_KERNELS
 
 
 def test_inspect_onnx_finds_input_and_qdq(tmp_path, onnx_models):
-    import onnx
+    import onnx  # heavy: the onnx package, only for this hand-built graph
     from onnx import TensorProto, helper
 
     info = jetson.inspect_onnx(onnx_models[0][1])
@@ -399,7 +413,7 @@ def test_no_host_writes_empty_outputs_and_says_skipped(tmp_path, onnx_models, ca
     assert "skipped: no jetson.host configured" in capsys.readouterr().out
     with open(out_csv) as fh:
         rows = list(csv.reader(fh))
-    assert rows == [jetson.COLUMNS]
+    assert rows == [columns.COLUMNS]
     obj = json.loads(out_json.read_text())
     assert obj["rows"] == [] and obj["message"] == "skipped: no jetson.host configured"
 
@@ -438,7 +452,7 @@ def test_remote_benchmark_over_ssh(sshd, tmp_path, onnx_models):
     assert (device_dir / "models" / "kd.onnx").is_file() and (device_dir / "jetson_device_bench.py").is_file()
     with open(out_csv) as fh:
         table = list(csv.DictReader(fh))
-    assert len(table) == 2 and list(table[0]) == jetson.COLUMNS
+    assert len(table) == 2 and list(table[0]) == columns.COLUMNS
     assert float(table[1]["latency_ms_p90"]) >= float(table[1]["latency_ms_p50"]) > 0
     assert json.loads(out_json.read_text())["status"] == "ok"
     # accept-new recorded the host key in the project's known_hosts file
@@ -556,7 +570,7 @@ def test_no_onnxruntime_on_device(sshd, tmp_path, onnx_models):
     wrapper.write_text(f"#!/bin/sh\nPYTHONPATH={blocker} exec {sys.executable} \"$@\"\n")
     wrapper.chmod(0o755)
     cfg = _cfg(sshd, tmp_path, python=str(wrapper), runtimes=["auto"], trtexec=str(tmp_path / "no-trtexec"))
-    msg = _expect_failure(tmp_path, onnx_models, cfg, jetson.JetsonRuntimeMissing, "onnxruntime not importable")
+    msg = _expect_failure(tmp_path, onnx_models, cfg, errors.JetsonRuntimeMissing, "onnxruntime not importable")
     assert "trtexec not found" in msg and "jetson.python" in msg
 
 
@@ -621,7 +635,7 @@ def test_rule_under_snakemake(sshd, tmp_path, onnx_models):
     skip_log = (tmp_path / "results" / "logs" / "benchmark_jetson_skip.log").read_text()
     assert "skipped: no jetson.host configured" in proc.stdout
     assert "skipped: no jetson.host configured" in skip_log
-    assert (tmp_path / "results" / "skip" / "jetson.csv").read_text().strip() == ",".join(jetson.COLUMNS)
+    assert (tmp_path / "results" / "skip" / "jetson.csv").read_text().strip() == ",".join(columns.COLUMNS)
     assert json.loads((tmp_path / "results" / "skip" / "jetson.json").read_text())["rows"] == []
 
     fail_log = (tmp_path / "results" / "logs" / "benchmark_jetson_unreachable.log").read_text()

@@ -14,6 +14,7 @@ from fer.files import load_torch, save_torch
 from fer.models import nets
 
 FORMAT = "fer-checkpoint/1"
+FLOAT_BITS = quantize.FLOAT_BITS
 
 
 def save_checkpoint(path, variant: str, arch: dict, state_dict: dict, meta: dict | None = None, **extra) -> None:
@@ -39,3 +40,17 @@ def load_model(path: str | Path):
     model = nets.build(ckpt["arch"])
     model.load_state_dict(ckpt["state_dict"])
     return model.eval()
+
+
+def quant_bits(quant: dict | None) -> tuple[int, int]:
+    """``(weight_bits, act_bits)`` of a checkpoint's ``quant`` entry; ``(32, 32)`` without one (float
+    checkpoints); the activation width defaults to the weight width."""
+    if not quant:
+        return FLOAT_BITS, FLOAT_BITS
+    wb = int(quant.get("weight_bits", FLOAT_BITS))
+    return wb, int(quant.get("act_bits") or wb)
+
+
+def checkpoint_bits(ckpt: dict) -> tuple[int, int]:
+    """``(weight_bits, act_bits)`` of a loaded checkpoint (:func:`fer.checkpoints.load_checkpoint`)."""
+    return quant_bits(ckpt.get("quant"))

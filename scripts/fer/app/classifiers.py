@@ -175,7 +175,7 @@ def model_stats(variant: str, root: Path, runtime: str) -> dict:
         macs, params = metrics.count_macs_params(nets.build(ckpt["arch"]))  # MACs do not change with bits
         out.update(params=params, macs=macs, size_bytes=size.deployed_size_bytes(ckpt, model),
                    file_size_bytes=size.file_size_bytes(wpath),
-                   bits=(ckpt.get("quant") or {}).get("weight_bits", 32) if ckpt.get("quant") else 32)
+                   bits=checkpoints.checkpoint_bits(ckpt)[0])
     if runtime == "onnx":
         opath = variants.onnx_path(variant, root)
         out["onnx_size_bytes"] = opath.stat().st_size if opath.is_file() else ""

@@ -1,5 +1,5 @@
-"""Columns of a latency row, shared by the local benchmark (fer.bench) and the Jetson path (fer.jetson), so
-both kinds of rows land in the same tables."""
+"""Columns of a latency row, shared by the local benchmark (fer.deploy.latency) and the Jetson path
+(fer.deploy.jetson), so both kinds of rows land in the same tables."""
 
 ROW_COLUMNS = ["variant", "runtime", "device", "precision", "latency_ms_p50", "latency_ms_p90", "latency_ms_mean",
                "latency_ms_std", "runs", "warmup", "threads", "note"]

@@ -1,10 +1,12 @@
 """Benchmark ONNX variants on a Jetson over SSH.
 
 The host copies the ONNX models, a manifest and the self-contained device script
-(``scripts/jetson_device_bench.py``, Python 3.6+) to ``jetson.workdir`` on the device, runs the script there
-over SSH and brings back its JSON: batch-1 latency after warm-up per variant and runtime (onnxruntime CPU/CUDA
-EP, TensorRT ``trtexec`` fp32/fp16 when present) plus a description of the device. :func:`to_rows` turns that
-into rows with the same columns as the local benchmark rows; :func:`write_outputs` writes the CSV/JSON pair.
+(``fer/deploy/payload/jetson_device_bench.py``, Python 3.6+, independent of this package) to ``jetson.workdir``
+on the device, runs the script there over SSH and brings back its JSON: batch-1 latency after warm-up per
+variant and runtime (onnxruntime CPU/CUDA EP, TensorRT ``trtexec`` fp32/fp16 when present) plus a description of
+the device. :func:`to_rows` turns that into rows with the same columns as the local benchmark rows
+(:mod:`fer.deploy.columns`) and the same labels of what ran (:func:`fer.deploy.kernels.classify`);
+:func:`write_outputs` writes the CSV/JSON pair.
 
 SSH runs through the system ``ssh``/``scp`` with ``BatchMode=yes`` (never a password prompt), a connect
 timeout, ``StrictHostKeyChecking=accept-new`` and a ``UserKnownHostsFile`` the project controls
@@ -15,7 +17,7 @@ Sub-8-bit variants (``ptq_kd_6``, ``ptq_kd_4`` ...) keep their weights in int8 c
 original Jetson Nano (Maxwell) has no INT8 in TensorRT (fp16 is its fast path): their rows say so in ``note``
 — a storage saving, not a speed-up.
 
-Outside Snakemake, ``scripts/benchmark_jetson.py`` is also a small CLI (``--help``).
+Outside Snakemake, ``tools/benchmark_jetson.py`` is a small CLI (``--help``).
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ import tempfile
 from pathlib import Path
 
 from fer import files, variants
-from fer.deploy import columns
+from fer.deploy import columns, kernels
 from fer.errors import (JetsonAuthError, JetsonConfigError, JetsonDeviceError, JetsonError, JetsonHostKeyError,
                         JetsonRuntimeMissing, JetsonTimeout, JetsonUnreachable)
 from fer.settings import Jetson
@@ -41,9 +43,6 @@ log = logging.getLogger("fer")
 DEVICE_SCRIPT = Path(__file__).resolve().parent / "payload" / "jetson_device_bench.py"
 SKIP_MESSAGE = "skipped: no jetson.host configured"
 
-COLUMNS = columns.COLUMNS
-INT_KERNEL_PREFIXES = ("QLinear", "ConvInteger", "MatMulInteger", "QGemm", "DynamicQuantize")
-
 # Device script exit codes (see jetson_device_bench.py).
 _EXIT_USAGE, _EXIT_NO_RUNTIME, _EXIT_ALL_FAILED = 2, 3, 4
 _SAFE_REMOTE_PATH = re.compile(r"^[A-Za-z0-9_./+@%=:,-]+$")
@@ -51,17 +50,12 @@ _VARIANT_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
 
 # ------------------------------------------------------------------------------------------ model metadata
-def bits_of(variant: str) -> int | None:
-    """Weight bit width of a quantized variant (``ptq_kd_6`` -> 6, ``ptq_pr_kd_high_4`` -> 4), else None."""
-    return variants.describe(variant)["bits"]
-
-
 def inspect_onnx(path) -> dict:
     """Input name/shape and whether the graph holds QuantizeLinear/DequantizeLinear nodes."""
     path = Path(path)
     info = {"input_name": "", "input_shape": [1, 1, 48, 48], "qdq": False}
     try:
-        import onnx
+        import onnx  # heavy and optional: only ONNX runs need it
 
         model = onnx.load(str(path), load_external_data=False)
         inits = {i.name for i in model.graph.initializer}
@@ -204,7 +198,8 @@ def _stage(workspace: Path, models: list[tuple[str, Path]], s: Jetson) -> list[d
     for name, path in models:
         meta = inspect_onnx(path)
         shutil.copyfile(path, workspace / "models" / f"{name}.onnx")
-        entries.append({"variant": name, "file": f"models/{name}.onnx", "bits": bits_of(name), **meta})
+        entries.append({"variant": name, "file": f"models/{name}.onnx", "bits": variants.describe(name)["bits"],
+                        **meta})
     shutil.copyfile(DEVICE_SCRIPT, workspace / DEVICE_SCRIPT.name)
     manifest = {"runs": s.runs, "warmup": s.warmup, "threads": s.threads, "trtexec": s.trtexec,
                 "runtimes": s.runtimes, "trtexec_timeout": s.timeout, "models": entries}
@@ -215,8 +210,9 @@ def _stage(workspace: Path, models: list[tuple[str, Path]], s: Jetson) -> list[d
 def benchmark(models, s: Jetson, workspace=None) -> dict:
     """Benchmark ``models`` (pairs ``(variant, onnx_path)``) on ``settings.host``; return the result dict.
 
-    The result holds ``device`` (description), ``rows`` (see :data:`COLUMNS`), ``skipped`` (runtime/variant
-    combinations the device could not run, with the reason) and ``raw`` (the device script's JSON).
+    The result holds ``device`` (description), ``rows`` (see :data:`fer.deploy.columns.COLUMNS`), ``skipped``
+    (runtime/variant combinations the device could not run, with the reason) and ``raw`` (the device script's
+    JSON).
     Raises a :class:`JetsonError` subclass on any failure.
     """
     if not s.host:
@@ -335,30 +331,27 @@ def _note(entry: dict, runtime: str, precision: str) -> str:
 
 
 def _ort_precision(entry: dict, r: dict) -> tuple[str, str]:
-    """(precision, executed) of an onnxruntime row, from the kernels the device's optimized graph holds."""
+    """(precision, executed) of an onnxruntime row, from the kernels the device's optimized graph holds (the
+    device script reports only the op types of :data:`fer.deploy.kernels.INT_KERNELS`, ``QDQ_NODES`` and
+    ``FLOAT_KERNELS``)."""
     ops = r.get("executed_ops")
-    provider = r.get("provider", "")
     if ops is None:  # CUDA EP, or the optimized graph could not be saved: only the exported graph is known
+        provider = r.get("provider", "")
         if entry.get("qdq"):
             return "qdq", f"Q/DQ graph on {provider}; executed kernels not inspected"
         return "fp32", f"fp32 graph on {provider}"
-    int_ops = sorted(o for o in ops if o.startswith(INT_KERNEL_PREFIXES))
-    qdq = sum(n for o, n in ops.items() if o in ("QuantizeLinear", "DequantizeLinear"))
-    compute = sorted(o for o in ops if o not in int_ops and o not in ("QuantizeLinear", "DequantizeLinear"))
-    if int_ops:
-        return "int8", "int8 kernels: " + ", ".join(int_ops) + (f" (+{qdq} Q/DQ nodes)" if qdq else "")
-    if qdq:
-        return "fp32-qdq", f"fp32 kernels ({', '.join(compute) or 'none'}) with {qdq} Q/DQ nodes simulating quantization"
-    return "fp32", "fp32 kernels: " + (", ".join(compute) or "none")
+    return kernels.classify(ops)
 
 
 def to_rows(raw: dict, entries: list[dict]) -> list[dict]:
-    """Rows in :data:`COLUMNS` order from the device script's JSON and the staged model entries."""
+    """Rows in :data:`fer.deploy.columns.COLUMNS` order from the device script's JSON and the staged model
+    entries."""
     by_name = {e["variant"]: e for e in entries}
     dev = raw.get("device", {})
     rows = []
     for r in raw.get("results", []):
-        entry = by_name.get(r["variant"], {"variant": r["variant"], "bits": bits_of(r["variant"]), "qdq": False})
+        entry = by_name.get(r["variant"], {"variant": r["variant"], "bits": variants.describe(r["variant"])["bits"],
+                                           "qdq": False})
         runtime = r["runtime"]
         if runtime == "onnxruntime":
             precision, executed = _ort_precision(entry, r)
@@ -387,7 +380,7 @@ def to_rows(raw: dict, entries: list[dict]) -> list[dict]:
             "export_format": entry.get("format"), "load_avg_1m": None, "cpu_ms_p50": None, "cpu_ms_p90": None,
             "scheduling": "",
         }
-        rows.append({k: row.get(k) for k in COLUMNS})
+        rows.append({k: row.get(k) for k in columns.COLUMNS})
     return rows
 
 
@@ -401,9 +394,9 @@ def write_outputs(result: dict, csv_path=None, json_path=None) -> None:
     if csv_path:
         with files.atomic_path(csv_path) as tmp:
             with open(tmp, "w", newline="") as fh:
-                writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
+                writer = csv.DictWriter(fh, fieldnames=columns.COLUMNS, extrasaction="ignore")
                 writer.writeheader()
                 for row in result.get("rows", []):
-                    writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in COLUMNS})
+                    writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in columns.COLUMNS})
     if json_path:
-        files.write_json(json_path, {k: v for k, v in result.items() if k != "raw"} | {"columns": COLUMNS})
+        files.write_json(json_path, {k: v for k, v in result.items() if k != "raw"} | {"columns": columns.COLUMNS})

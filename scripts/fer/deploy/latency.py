@@ -8,24 +8,25 @@ process may be pinned to as many cores (``pin``). The garbage collector is pause
 
 - ``pytorch``: the checkpoint as saved, in eager mode under ``torch.inference_mode()`` with
   ``torch.set_num_threads(threads)``. Quantized variants run brevitas' fake quantization in fp32.
-- ``onnxruntime``: the exported ONNX graph, CPU execution provider, ``intra_op_num_threads=threads``,
+- ``onnxruntime``: the exported ONNX graph in the project's session (:mod:`fer.deploy.ort`): CPU execution
+  provider, ``intra_op_num_threads=threads``,
   ``inter_op_num_threads=1``, sequential execution, all graph optimizations (constant folding, BN folded
   into the conv, Conv+ReLU fusion, NCHWc blocked layouts). The optimized graph is inspected to say what
-  actually ran: fp32 kernels, int8 kernels (QLinearConv ...), or fp32 kernels with Q/DQ nodes around them.
+  actually ran (:mod:`fer.deploy.kernels`): fp32 kernels, int8 kernels (QLinearConv ...), or fp32 kernels
+  with Q/DQ nodes around them.
   The ONNX output is compared with the PyTorch output on the same input (``max_abs_diff``).
 
 Every row also describes the machine (host name, CPU model from /proc/cpuinfo, cores, OS, Python and runtime
-versions), in the same columns as the Jetson rows (:mod:`fer.jetson`).
+versions), in the same columns as the Jetson rows (:mod:`fer.deploy.jetson`).
 """
 from __future__ import annotations
 
 import contextlib
-import json
 import gc
+import json
 import logging
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,19 +34,13 @@ import numpy as np
 import torch
 
 from fer import checkpoints, files
-from fer.deploy.columns import COLUMNS
+from fer.deploy import columns, kernels, ort
 from fer.errors import BenchmarkError
 
 log = logging.getLogger("fer")
 
 RUNTIMES = ("pytorch", "onnxruntime")
 DEVICE = "local-cpu"
-
-# onnxruntime kernels that compute in integers (after its Q/DQ fusion passes).
-INT_KERNELS = {"QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "QGemm", "QLinearAdd",
-               "QLinearMul", "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "QLinearGlobalAveragePool",
-               "QLinearConcat", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearAveragePool", "QLinearSoftmax"}
-QDQ_NODES = {"QuantizeLinear", "DequantizeLinear"}
 
 
 # -------------------------------------------------------------------------------------------------- machine
@@ -81,7 +76,7 @@ def machine_info(runtime: str) -> dict:
     if runtime == "pytorch":
         version = f"torch {torch.__version__}"
     elif runtime == "onnxruntime":
-        import onnxruntime
+        import onnxruntime  # heavy and optional: only ONNX runs need it
 
         version = f"onnxruntime {onnxruntime.__version__}"
     else:
@@ -201,9 +196,8 @@ def example_input(shape=(1, 1, 48, 48), seed: int = 0) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------- runtimes
 def describe_checkpoint(ckpt: dict) -> dict:
     """Bits and quantization facts of a checkpoint, for the precision/note columns."""
-    q = ckpt.get("quant") or {}
-    bits = int(q.get("weight_bits", 32)) if q else 32
-    return {"quantized": bool(q) and bits < 32, "bits": bits, "act_bits": q.get("act_bits")}
+    bits, act_bits = checkpoints.checkpoint_bits(ckpt)
+    return {"quantized": bits < checkpoints.FLOAT_BITS, "bits": bits, "act_bits": act_bits}
 
 
 def _torch_precision(info: dict) -> tuple[str, str]:
@@ -233,59 +227,11 @@ def bench_pytorch(weights, runs: int, warmup: int, threads: int, x: np.ndarray |
             "bits": info["bits"], **_with_cpu_stats(timed)}, out
 
 
-def ort_session_options(threads: int, optimized_path: str | None = None):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = int(threads)
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.log_severity_level = 3
-    if int(threads) == 1:
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if optimized_path:
-        so.optimized_model_filepath = str(optimized_path)
-    return so
-
-
-def optimized_ops(onnx_path, threads: int = 1) -> dict[str, int]:
-    """Op types (with counts) of the graph onnxruntime actually executes after its optimizations."""
-    import onnx
-    import onnxruntime as ort
-
-    with tempfile.TemporaryDirectory(prefix="fer-ort-") as tmp:
-        out = Path(tmp) / "optimized.onnx"
-        ort.InferenceSession(str(onnx_path), ort_session_options(threads, out), providers=["CPUExecutionProvider"])
-        graph = onnx.load(str(out), load_external_data=False).graph
-        counts: dict[str, int] = {}
-        for node in graph.node:
-            counts[node.op_type] = counts.get(node.op_type, 0) + 1
-    return counts
-
-
-def classify_onnx_execution(ops: dict[str, int], bits: int, export_format: str | None = None) -> tuple[str, str, str]:
-    """(precision, executed, note) for an onnxruntime row, from the optimized graph's op types, the weight bit
-    width and the export sidecar's ``format`` (float | qcdq | fake-quant) when known."""
-    int_ops = sorted(o for o in ops if o in INT_KERNELS)
-    qdq = sum(ops.get(o, 0) for o in QDQ_NODES)
-    compute = sorted(o for o in ops if o in {"Conv", "FusedConv", "Gemm", "FusedGemm", "MatMul", "FusedMatMul"})
-    emulated = export_format == "fake-quant" or (export_format is None and bits < 32 and "Round" in ops)
-    if int_ops:
-        precision = "int8"
-        executed = "int8 kernels: " + ", ".join(int_ops) + (f" (+{qdq} Q/DQ nodes)" if qdq else "")
-    elif qdq:
-        precision = "fp32-qdq"
-        executed = f"fp32 kernels ({', '.join(compute) or 'none'}) with {qdq} Q/DQ nodes simulating quantization"
-    elif emulated:
-        precision = "fp32-fakequant"
-        executed = (f"fp32 kernels ({', '.join(compute) or 'none'}) with quantization emulated in fp32 "
-                    f"({ops.get('Round', 0)} Round nodes)")
-    else:
-        precision = "fp32"
-        executed = "fp32 kernels: " + (", ".join(compute) or "none")
-    if "ReorderInput" in ops:
-        executed += " (NCHWc blocked layout)"
+def onnx_labels(ops: dict[str, int], bits: int, export_format: str | None = None) -> tuple[str, str, str]:
+    """(precision, executed, note) for an onnxruntime row, from the optimized graph's op types
+    (:func:`fer.deploy.kernels.classify`), the weight bit width and the export sidecar's ``format``
+    (float | qcdq | fake-quant) when known."""
+    precision, executed = kernels.classify(ops, bits, export_format)
     notes = []
     if bits < 32 and precision in ("fp32-fakequant", "fp32-qdq", "fp32"):
         notes.append(f"{bits}-bit quantization emulated in fp32: no speed-up over fp32; the saving is storage "
@@ -305,12 +251,10 @@ def classify_onnx_execution(ops: dict[str, int], bits: int, export_format: str |
 def bench_onnxruntime(onnx_path, runs: int, warmup: int, threads: int, bits: int = 32,
                       x: np.ndarray | None = None, export_format: str | None = None) -> tuple[dict, np.ndarray]:
     """Latency of the ONNX graph in onnxruntime (CPU EP); returns (row fields, logits on ``x``)."""
-    import onnxruntime as ort
-
     if not Path(onnx_path).is_file():
         raise BenchmarkError(f"{onnx_path} does not exist")
-    ops = optimized_ops(onnx_path, threads)
-    sess = ort.InferenceSession(str(onnx_path), ort_session_options(threads), providers=["CPUExecutionProvider"])
+    ops = kernels.optimized_op_counts(onnx_path, threads)
+    sess = ort.session(onnx_path, threads)
     inp = sess.get_inputs()[0]
     if x is None:
         shape = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
@@ -319,7 +263,7 @@ def bench_onnxruntime(onnx_path, runs: int, warmup: int, threads: int, bits: int
     out_names = [sess.get_outputs()[0].name]
     out = sess.run(out_names, feed)[0]
     timed = time_calls(lambda: sess.run(out_names, feed), runs, warmup, with_cpu=True)
-    precision, executed, note = classify_onnx_execution(ops, bits, export_format)
+    precision, executed, note = onnx_labels(ops, bits, export_format)
     return {"precision": precision, "note": note, "executed": executed, "bits": bits,
             "export_format": export_format or "",
             **_with_cpu_stats(timed)}, np.asarray(out)
@@ -327,7 +271,8 @@ def bench_onnxruntime(onnx_path, runs: int, warmup: int, threads: int, bits: int
 
 def benchmark(variant: str, runtime: str, weights, onnx=None, runs: int = 100, warmup: int = 10,
               threads: int = 1, pin: bool = True, onnx_info=None, realtime: bool = False) -> dict:
-    """One row (see :data:`COLUMNS`) for ``variant`` on ``runtime`` (pytorch | onnxruntime) on this machine.
+    """One row (see :data:`fer.deploy.columns.COLUMNS`) for ``variant`` on ``runtime`` (pytorch | onnxruntime) on
+    this machine.
 
     The onnxruntime row also runs the checkpoint once in PyTorch on the same input and records the largest
     absolute difference of the logits (``max_abs_diff``) — a check that the exported graph is the model.
@@ -362,7 +307,7 @@ def benchmark(variant: str, runtime: str, weights, onnx=None, runs: int = 100, w
            "threads": int(threads), **machine_info(runtime), "max_abs_diff": diff,
            "cpu_affinity": ",".join(map(str, cores)) if cores else "", "load_avg_1m": load,
            "scheduling": policy}
-    ordered = {k: row.get(k) for k in COLUMNS}
+    ordered = {k: row.get(k) for k in columns.COLUMNS}
     ordered.update({k: v for k, v in row.items() if k not in ordered})
     if load is not None and load > (len(usable_cores()) or 1) * 0.5 + 0.5 and policy == "normal":
         log.warning("load average %.2f on %d core(s) while measuring: other processes compete for the CPU and "
@@ -377,7 +322,7 @@ def benchmark(variant: str, runtime: str, weights, onnx=None, runs: int = 100, w
 
 def write_result(path, row: dict, times_ms=None) -> None:
     """results/benchmarks/<variant>_<runtime>.json: ``{"rows": [row], "protocol": ...}``."""
-    files.write_json(path, {"rows": [row], "columns": COLUMNS,
+    files.write_json(path, {"rows": [row], "columns": columns.COLUMNS,
                          "protocol": (f"batch 1, {row['warmup']} warm-up runs then {row['runs']} timed runs "
                                       f"(time.perf_counter_ns per run), {row['threads']} thread(s), "
                                       f"{row['device']} {row['machine_cpu']}")})

@@ -11,7 +11,7 @@ Graph formats (the sidecar's ``format``):
   stores fp32 weights and runs fp32 kernels, so its file size and speed say nothing about the bit width.
   The real size of those variants is ``size_bytes`` in the summary (computed from the bit width).
 
-Every graph takes ``input`` (N x 1 x 48 x 48 float, preprocessed as :func:`fer.preprocess.to_tensor`,
+Every graph takes ``input`` (N x 1 x 48 x 48 float, preprocessed as :func:`fer.data.preprocess.to_tensor`,
 dynamic batch) and returns ``logits`` (N x 7). The sidecar also records the parity of onnxruntime against
 PyTorch on the test split (max |logit difference| and the share of identical top-1 predictions).
 """
@@ -19,22 +19,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import tempfile
 import warnings
-from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from fer import IMAGE_SIZE, files
+from fer import IMAGE_SIZE, checkpoints, files
+from fer.deploy import kernels, ort
 
 log = logging.getLogger("fer")
 
 FORMATS = ("float", "qcdq", "fake-quant")
 INPUT, OUTPUT = "input", "logits"
 DEFAULT_OPSET = 17
-INT8_FUSED_OPS = ("QLinearConv", "QLinearMatMul", "QGemm", "ConvInteger", "MatMulInteger")
 
 # Parity tolerances (onnxruntime vs PyTorch on the same preprocessed images), per format:
 #   max_abs: largest |logit difference| allowed; agreement: minimum share of identical top-1 predictions.
@@ -51,9 +48,9 @@ TOLERANCE = {
 
 def graph_format(quant: dict | None, qcdq_bits=(8,)) -> str:
     """``float`` | ``qcdq`` | ``fake-quant`` for a checkpoint's ``quant`` entry (None for float variants)."""
-    if not quant or int(quant.get("weight_bits", 32)) >= 32:
+    wb, ab = checkpoints.quant_bits(quant)
+    if wb >= checkpoints.FLOAT_BITS:
         return "float"
-    wb, ab = int(quant["weight_bits"]), int(quant.get("act_bits", quant["weight_bits"]))
     if wb <= 8 and ab <= 8 and wb in {int(b) for b in qcdq_bits}:
         return "qcdq"
     return "fake-quant"
@@ -82,44 +79,32 @@ def export_model(model: torch.nn.Module, path, fmt: str, opset: int = DEFAULT_OP
     with files.atomic_path(path) as tmp, _quiet(), torch.no_grad():
         target = str(tmp)
         if fmt == "qcdq":
-            from brevitas.export import export_onnx_qcdq
+            from brevitas.export import export_onnx_qcdq  # heavy: brevitas' exporter, only for QCDQ graphs
 
             export_onnx_qcdq(model, args=_example(), export_path=target, dynamo=False, **kw)
         else:
             # float and fake-quant: the TorchScript exporter traces brevitas' quantizers as float arithmetic
             torch.onnx.export(model, (_example(),), target, dynamo=False, do_constant_folding=True, **kw)
-        import onnx
+        import onnx  # heavy and optional: only ONNX runs need it
 
         onnx.checker.check_model(onnx.load(target))
 
 
-def session(path, optimized_path=None):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = max(1, torch.get_num_threads())
-    so.log_severity_level = 3
-    if optimized_path:
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-        so.optimized_model_filepath = str(optimized_path)
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+def _threads() -> int:
+    """onnxruntime threads for the export checks: as many as torch uses."""
+    return max(1, torch.get_num_threads())
 
 
 def run_onnx(path, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
-    sess = session(path)
+    sess = ort.session(path, _threads())
     outs = [sess.run([OUTPUT], {INPUT: x[i:i + batch_size].numpy()})[0] for i in range(0, len(x), batch_size)]
     return np.concatenate(outs) if outs else np.empty((0, 7), dtype=np.float32)
 
 
 def fused_int8_nodes(path) -> dict:
-    """Node counts of onnxruntime's optimized CPU graph that run integer kernels (QLinearConv, QGemm, ...)."""
-    import onnx
-
-    with tempfile.TemporaryDirectory() as tmp:
-        opt = Path(tmp) / "opt.onnx"
-        session(path, optimized_path=opt)
-        ops = Counter(n.op_type for n in onnx.load(str(opt)).graph.node)
-    return {k: v for k, v in sorted(ops.items()) if k in INT8_FUSED_OPS}
+    """Integer-kernel node counts (QLinearConv, QGemm, ...) of the graph onnxruntime's CPU provider builds from the
+    export after its Q/DQ fusion (``extended`` optimizations, without the layout transforms), for the sidecar."""
+    return kernels.int_kernel_counts(kernels.optimized_op_counts(path, _threads(), level="extended"))
 
 
 def parity(path, model: torch.nn.Module, x: torch.Tensor) -> dict:

@@ -130,6 +130,7 @@ def export_onnx(*, variant: str, weights, dataset, out_onnx, out_json, opset: in
     ckpt = checkpoints.load_checkpoint(weights)
     model = checkpoints.load_model(weights)
     quant = ckpt.get("quant")
+    weight_bits, act_bits = checkpoints.quant_bits(quant)
     fmt = onnx_export.graph_format(quant, qcdq_bits)
     onnx_export.export_model(model, out_onnx, fmt, opset)
     ds = datasets.load_prepared(dataset)
@@ -140,8 +141,7 @@ def export_onnx(*, variant: str, weights, dataset, out_onnx, out_json, opset: in
     tolerance = onnx_export.TOLERANCE[fmt]
     info = {
         "variant": variant, "format": fmt, "opset": int(opset),
-        "weight_bits": int(quant["weight_bits"]) if quant else 32,
-        "act_bits": int(quant["act_bits"]) if quant else 32,
+        "weight_bits": weight_bits, "act_bits": act_bits,
         "input": {"name": onnx_export.INPUT, "shape": ["batch", 1, IMAGE_SIZE, IMAGE_SIZE], "dtype": "float32",
                   "preprocessing": f"gray uint8 -> x / 255 -> (x - {preprocess.MEAN}) / {preprocess.STD}"},
         "output": {"name": onnx_export.OUTPUT, "shape": ["batch", 7]},

@@ -39,8 +39,7 @@ def evaluate(*, variant: str, weights, dataset, out_metrics, out_predictions, ou
     test_subjects = sorted({s for s, k in zip(ds["subjects"], (ds["split"] == 2).tolist()) if k})
     out = {"variant": variant, **variants.summary_fields(variant),
            "params": params, "macs": macs, "size_bytes": size.deployed_size_bytes(ckpt, model),
-           "file_size_bytes": size.file_size_bytes(weights), "bits": ckpt.get("quant", {}).get("weight_bits", 32)
-           if ckpt.get("quant") else 32,
+           "file_size_bytes": size.file_size_bytes(weights), "bits": checkpoints.checkpoint_bits(ckpt)[0],
            "accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"], "test_images": rep["n"],
            "test_subjects": len(test_subjects), **{k: v for k, v in rep.items() if k not in ("accuracy", "macro_f1", "n")},
            "protocol": "subject-independent test split of results/data/manifest.csv; batch evaluation in eval mode"}
