@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 import warnings
@@ -416,3 +417,28 @@ def test_quantized_variant_runs_and_evaluates(tmp_path, astronaut, capsys):
     row = next(csv.DictReader(open(tmp_path / "results" / "inference" / "ptq_kd_8.csv")))
     assert row["bits"] == "8" and row["method"] == "quantization"
     assert int(row["size_bytes"]) < 4 * int(row["params"])  # bit-packed, not fp32
+
+
+# ------------------------------------------------------------------------------- never destroy the input
+@pytest.mark.parametrize("where", ["same-file", "same-folder-as-image", "folder-onto-itself"])
+def test_output_never_overwrites_the_input(root, astronaut, tmp_path, capsys, where):
+    src = tmp_path / "in"
+    src.mkdir()
+    image = src / "face.png"
+    shutil.copy(astronaut, image)
+    before = image.read_bytes()
+    source, out = {"same-file": (image, image), "same-folder-as-image": (image, src),
+                   "folder-onto-itself": (src, src)}[where]
+    rc, _, err = run_app(capsys, *base(root, "--source", source, "--output", out))
+    assert rc == 2 and err.startswith("error: --output") and "overwrite" in err and "Traceback" not in err
+    assert image.read_bytes() == before and sorted(p.name for p in src.iterdir()) == ["face.png"]
+
+
+def test_another_variants_weights_are_refused_by_the_app(root, astronaut, tmp_path, capsys):
+    other = tmp_path / "root"
+    shutil.copytree(root, other)
+    ck = torch.load(variants.weights_path("kd", other), weights_only=True)
+    ck["variant"] = "teacher"  # the teacher's weights under the KD student's name
+    torch.save(ck, variants.weights_path("kd", other))
+    rc, _, err = run_app(capsys, *base(other, "--source", astronaut))
+    assert rc == 2 and "holds the weights of 'teacher', not of 'kd'" in err and "Traceback" not in err

@@ -121,9 +121,11 @@ def test_prune_rule_fine_tunes_and_saves(student, tmp_path):
           "split": torch.tensor([0] * 64 + [1] * 16 + [2] * 16, dtype=torch.int8)}
     files.save_torch(tmp_path / "dataset.pt", ds)
     checkpoints.save_checkpoint(tmp_path / "kd.pt", "kd", nets.current_arch(student), student.state_dict())
+    # a distinct teacher file: a checkpoint is checked against the variant it claims to be
+    checkpoints.save_checkpoint(tmp_path / "teacher.pt", "teacher", nets.current_arch(student), student.state_dict())
     out = tmp_path / "pr_kd_low.pt"
     finetune = settings.TrainHP.of(fer_config.merge(CONFIG["prune"]["finetune"], {"epochs": 1, "lr": 1e-3, "batch_size": 32}))
-    prune_student(level="low", ratios=RATIOS["low"], student=tmp_path / "kd.pt", teacher=tmp_path / "kd.pt",
+    prune_student(level="low", ratios=RATIOS["low"], student=tmp_path / "kd.pt", teacher=tmp_path / "teacher.pt",
                   dataset=tmp_path / "dataset.pt", finetune=finetune, kd=settings.KD(temperature=4.0, alpha=0.7),
                   augment=settings.Augment.of(CONFIG["augment"]), seed=0, checkpoint=tmp_path / "ck.pt",
                   out_weights=out)

@@ -124,7 +124,9 @@ def test_quantize_rule_float_reference_and_ptq(float_model, tmp_path, images):
                                                                                    dtype=torch.int8)}
     files.save_torch(tmp_path / "dataset.pt", ds)
     checkpoints.save_checkpoint(tmp_path / "kd.pt", "kd", nets.current_arch(float_model), float_model.state_dict())
-    common = dict(source=tmp_path / "kd.pt", teacher=tmp_path / "kd.pt", dataset=tmp_path / "dataset.pt",
+    # a distinct teacher file: a checkpoint is checked against the variant it claims to be
+    checkpoints.save_checkpoint(tmp_path / "teacher.pt", "teacher", nets.current_arch(float_model), float_model.state_dict())
+    common = dict(source=tmp_path / "kd.pt", teacher=tmp_path / "teacher.pt", dataset=tmp_path / "dataset.pt",
                   calibration=settings.Calibration(batches=1, batch_size=32, bias_correction=True),
                   qat=settings.QAT(epochs=1, lr=1e-3, batch_size=32, weight_decay=0.0),
                   kd=settings.KD(temperature=4.0, alpha=0.7),

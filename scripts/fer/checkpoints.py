@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fer.compression import quantize
+from fer.errors import CheckpointError
 from fer.files import load_torch, save_torch
 from fer.models import nets
 
@@ -25,16 +26,41 @@ def save_checkpoint(path, variant: str, arch: dict, state_dict: dict, meta: dict
     save_torch(path, obj)
 
 
-def load_checkpoint(path) -> dict:
-    ckpt = load_torch(path)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a {FORMAT} checkpoint")
+def _refuse(path: Path, reason: str) -> CheckpointError:
+    return CheckpointError(f"{path} {reason}: delete it and rebuild it (`snakemake --cores all {path}`)", reason)
+
+
+def load_checkpoint(path, variant: str | None = None) -> dict:
+    """A checkpoint, checked against what it claims to be: one :class:`CheckpointError` line naming the file and
+    what to do when it is missing, damaged (truncated, not a torch file), not a checkpoint of this pipeline, or,
+    with ``variant``, the weights of another variant (e.g. the teacher's weights copied over weights/kd.pt)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} does not exist: build it (`snakemake --cores all {path}`)", "does not exist")
+    try:
+        ckpt = load_torch(path)
+    except Exception as exc:  # truncated zip, random bytes, pickled objects weights_only refuses ...
+        raise _refuse(path, f"is damaged or not a weights file ({type(exc).__name__})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or not isinstance(ckpt.get("state_dict"), dict):
+        raise _refuse(path, f"is not a {FORMAT} checkpoint")
+    if variant is not None and ckpt.get("variant") != variant:
+        raise _refuse(path, f"holds the weights of {ckpt.get('variant')!r}, not of {variant!r} (a file copied "
+                            "over another?)")
     return ckpt
 
 
-def load_model(path: str | Path):
-    """Any variant's checkpoint -> an nn.Module in eval mode (float, pruned or quantized)."""
-    ckpt = load_checkpoint(path)
+def load_model(path: str | Path, variant: str | None = None):
+    """Any variant's checkpoint -> an nn.Module in eval mode (float, pruned or quantized); ``variant`` as in
+    :func:`load_checkpoint`. Weights that do not fit the architecture the checkpoint names are a
+    :class:`CheckpointError` too."""
+    ckpt = load_checkpoint(path, variant)
+    try:
+        return _build(ckpt)
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        raise _refuse(Path(path), f"holds weights that do not fit its architecture ({type(exc).__name__})") from None
+
+
+def _build(ckpt: dict):
     if ckpt.get("quant"):
         return quantize.load_quantized(ckpt)
     model = nets.build(ckpt["arch"])

@@ -4,6 +4,7 @@ over it) and every problem is reported as one line naming the key, before any jo
 from __future__ import annotations
 
 import copy
+import math
 import re
 from pathlib import Path
 
@@ -97,12 +98,26 @@ def _coerce(value, node: dict, root: dict):
     return value
 
 
+def _check_finite(value, path) -> None:
+    """NaN and infinity pass every range check of a JSON schema (a NaN compares false with any bound): refuse
+    them, naming the key."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(v, path + [k])
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_finite(v, path + [i])
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config key {_key(path)}: {value} is not a finite number")
+
+
 def validate(config: dict, schema_path=SCHEMA, base_dir=".") -> dict:
     """Check ``config`` against the schema and the semantic rules; raise :class:`ConfigError` (one line) on the
     first problem. Numbers and booleans written as strings (as Snakemake's ``--config`` passes nested values)
     are first converted in place to the type the schema asks for. Returns ``config``."""
     schema = yaml.safe_load(Path(schema_path).read_text())
     config.update(_coerce(dict(config), schema, schema))
+    _check_finite(config, [])
     validator = _all_required(Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:

@@ -13,6 +13,15 @@ class ConfigError(FERError):
     """A config key with a bad value, a missing or an unknown key (raised before any job runs)."""
 
 
+class CheckpointError(FERError):
+    """A weights file that is missing, damaged, or not what its name says (another variant's weights).
+    ``reason`` is the problem alone (the message adds the file and what to do)."""
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason or message
+
+
 class DataError(FERError):
     """Unusable data: no class folders, no images, a duplicate across classes, an empty split."""
 

@@ -30,6 +30,12 @@ def remove_stale_parts(path: str | os.PathLike) -> int:
 
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, clean: bool = False):
     """Yield a temporary path in the destination folder; rename it onto ``path`` only on success.
@@ -45,6 +51,7 @@ def atomic_path(path: str | os.PathLike, clean: bool = False):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; an output gets what the umask says
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

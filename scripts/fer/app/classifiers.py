@@ -16,7 +16,7 @@ from fer.app.console import quiet_opencv, warn
 from fer.compression import size
 from fer.data import preprocess
 from fer.deploy import ort
-from fer.errors import FERError
+from fer.errors import CheckpointError, FERError
 from fer.models import nets
 from fer.report import metrics
 
@@ -68,10 +68,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 class TorchClassifier:
     runtime = "torch"
 
-    def __init__(self, path: Path, device: str = "cpu"):
+    def __init__(self, path: Path, device: str = "cpu", variant: str | None = None):
         self.path = Path(path)
         self.device = torch.device(device)
-        self.model = checkpoints.load_model(self.path).to(self.device).eval()
+        # the file must hold the variant asked for: a copy of another variant's weights is refused
+        self.model = checkpoints.load_model(self.path, variant).to(self.device).eval()
 
     def __call__(self, faces: np.ndarray) -> np.ndarray:
         """uint8 faces (N, 48, 48) -> class probabilities (N, 7)."""
@@ -110,8 +111,11 @@ def load_classifier(variant: str, runtime: str, root: Path, device: str = "cpu",
                        f"`{build_target(path, root)}`")
     try:
         with quiet_opencv():
-            clf = TorchClassifier(path, device) if runtime == "torch" else OnnxClassifier(path, device, threads)
+            clf = TorchClassifier(path, device, variant) if runtime == "torch" else OnnxClassifier(path, device, threads)
         clf(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.uint8))  # warm-up, and a check that it really runs
+    except CheckpointError as exc:  # damaged, or another variant's weights: the app's own build hint
+        raise FERError(f"could not load {what} {path}: it {exc.reason}; rebuild it with "
+                       f"`{build_target(path, root)}`") from None
     except FERError:
         raise
     except Exception as exc:  # a damaged or foreign file: say which and how to rebuild it

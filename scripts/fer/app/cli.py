@@ -115,7 +115,9 @@ def run(args) -> int:
         problem = output.display_problem()
         if problem:
             raise FERError(problem)
-    sources.source_kind(args.source)  # a missing file is reported before the model loads
+    kind = sources.source_kind(args.source)  # a missing file is reported before the model loads
+    if args.output:
+        output.refuse_overwriting_input(Path(args.output), kind, Path(args.source))
     model_threads = classifiers.set_threads(args.threads)
     device = classifiers.resolve_device(args.device, args.runtime)
     classifier = classifiers.load_classifier(variant, args.runtime, root, device, model_threads)

@@ -177,3 +177,20 @@ def write_evaluation(path: Path, row: dict) -> None:
             w.writeheader()
             for r in rows:
                 w.writerow(r)
+
+
+def refuse_overwriting_input(out: Path, kind: str, source: Path) -> None:
+    """``--output`` never replaces the user's input: not the source file itself, and, for a folder of annotated
+    frames (one ``<stem>.png`` per input image), not an input image of the same name (e.g. ``--output`` equal to
+    the source folder). FERError before anything is read or written."""
+    if kind == "camera":
+        return
+    src, dst = source.resolve(), out.resolve()
+    if dst == src:
+        raise FERError(f"--output {out} is the source itself and would be overwritten: choose another name")
+    if kind in ("image", "folder") and not out.suffix:
+        inputs = [src] if kind == "image" else [p.resolve() for p in src.iterdir() if p.is_file()]
+        clash = [p for p in inputs if dst / f"{p.stem}.png" == p]
+        if clash:
+            raise FERError(f"--output {out} would overwrite the input image {clash[0]} with its annotated copy: "
+                           "choose another folder")

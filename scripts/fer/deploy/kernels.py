@@ -1,5 +1,4 @@
-"""What onnxruntime actually executes for a graph, and the bit width of a checkpoint: written once, used by the
-local latency rows (:mod:`fer.deploy.latency`), the export sidecar's int8 node count
+"""What onnxruntime actually executes for a graph: written once, used by the local latency rows (:mod:`fer.deploy.latency`), the export sidecar's int8 node count
 (:mod:`fer.deploy.onnx_export`) and the Jetson rows (:mod:`fer.deploy.jetson`).
 
 - :data:`INT_KERNELS`: onnxruntime kernels that compute in integers (after its Q/DQ fusion passes). The Jetson
@@ -8,8 +7,8 @@ local latency rows (:mod:`fer.deploy.latency`), the export sidecar's int8 node c
 - :func:`optimized_op_counts`: op types (with counts) of the graph onnxruntime runs after its optimizations.
 - :func:`classify`: ``(precision, executed)`` from such counts: ``int8`` | ``fp32-qdq`` | ``fp32-fakequant`` |
   ``fp32``, and which kernels ran.
-- (bit widths: :func:`fer.checkpoints.quant_bits` / :func:`fer.checkpoints.checkpoint_bits`): weight and activation bit widths of a checkpoint's ``quant``
-  entry (32/32 for float checkpoints).
+
+Bit widths come from :func:`fer.checkpoints.checkpoint_bits` (32/32 for float checkpoints).
 """
 from __future__ import annotations
 
@@ -75,6 +74,3 @@ def classify(ops: dict[str, int], bits: int = FLOAT_BITS, export_format: str | N
     if "ReorderInput" in ops:
         executed += " (NCHWc blocked layout)"
     return precision, executed
-
-
-# ------------------------------------------------------------------------------------------------ bit widths

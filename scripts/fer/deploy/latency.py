@@ -285,7 +285,7 @@ def benchmark(variant: str, runtime: str, weights, onnx=None, runs: int = 100, w
     if runtime == "onnxruntime" and (onnx is None or not Path(onnx).is_file()):
         raise BenchmarkError(f"{onnx} does not exist" if onnx else
                              "the onnxruntime benchmark needs the exported ONNX model")
-    ckpt = checkpoints.load_checkpoint(weights)
+    ckpt = checkpoints.load_checkpoint(weights, variant)
     arch = ckpt.get("arch", {})
     size = arch.get("in_size", 48)
     x = example_input((1, arch.get("in_channels", 1), size, size))

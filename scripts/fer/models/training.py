@@ -59,6 +59,24 @@ def fingerprint(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _resume_checkpoint(checkpoint, desc: str) -> dict | None:
+    """The per-epoch checkpoint to resume from, or None. A damaged one (truncated by a crash of the disk, not a
+    torch file) is set aside as ``<name>.damaged`` with a warning, and training starts over."""
+    if not checkpoint or not Path(checkpoint).is_file():
+        return None
+    try:
+        ck = files.load_torch(checkpoint)
+        if not isinstance(ck, dict) or "fingerprint" not in ck:
+            raise ValueError("not a resume checkpoint")
+        return ck
+    except Exception as exc:
+        aside = Path(f"{checkpoint}.damaged")
+        os.replace(checkpoint, aside)
+        log.warning("%s: the resume checkpoint %s is damaged (%s); set aside as %s, training starts over", desc,
+                    checkpoint, type(exc).__name__, aside)
+        return None
+
+
 def fit(model, train_x, train_y, val_x, val_y, *, hp: TrainHP, augment_cfg: Augment, seed: int, teacher,
         kd: KD | None, checkpoint: str | os.PathLike | None, desc: str, data_key: str, progress: bool = True) -> dict:
     """Train ``model`` in place and load the weights of the best validation epoch into it.
@@ -94,8 +112,8 @@ def fit(model, train_x, train_y, val_x, val_y, *, hp: TrainHP, augment_cfg: Augm
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     history, start, best = [], 0, {"acc": -1.0, "loss": math.inf, "epoch": -1, "state": None}
-    if checkpoint and Path(checkpoint).is_file():
-        ck = files.load_torch(checkpoint)
+    ck = _resume_checkpoint(checkpoint, desc)
+    if ck is not None:
         if ck.get("fingerprint") == fp:
             model.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])

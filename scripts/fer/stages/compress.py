@@ -24,7 +24,7 @@ def prune_student(*, level: str, ratios: dict, student, teacher, dataset, finetu
     variant = f"pr_kd_{level}"
     _, tx, ty, vx, vy = datasets.train_val(dataset)
     training.set_seed(seed)
-    model = checkpoints.load_model(student)
+    model = checkpoints.load_model(student, "kd")
     if not isinstance(model, nets.FERNet):
         raise FERError(f"{student}: pruning needs a float FERNet checkpoint (prune before quantizing)")
     macs0, params0 = metrics.count_macs_params(model)
@@ -66,10 +66,10 @@ def quantize_student(*, variant: str, bits: int, act_bits, method: str, source, 
     bits = int(bits)
     if method not in ("ptq", "qat"):
         raise FERError(f"unknown quantization method {method!r} (ptq or qat)")
-    model = checkpoints.load_model(source)
+    model = checkpoints.load_model(source, base)
     if not isinstance(model, nets.FERNet):
         raise FERError(f"{source}: quantization needs a float FERNet checkpoint (quantize after pruning)")
-    src_ckpt = checkpoints.load_checkpoint(source)
+    src_ckpt = checkpoints.load_checkpoint(source, base)
     arch = nets.current_arch(model)
     meta = {"base": base, "source": str(source), "seed": seed,
             **{k: v for k, v in src_ckpt.get("meta", {}).items() if k in ("level", "pruning")}}
@@ -127,8 +127,8 @@ def export_onnx(*, variant: str, weights, dataset, out_onnx, out_json, opset: in
     """Rule export_onnx: weights/<variant>.pt -> results/onnx/<variant>.onnx + <variant>.json sidecar, with the
     parity of onnxruntime against PyTorch on the test split."""
     split = "test"
-    ckpt = checkpoints.load_checkpoint(weights)
-    model = checkpoints.load_model(weights)
+    ckpt = checkpoints.load_checkpoint(weights, variant)
+    model = checkpoints.load_model(weights, variant)
     quant = ckpt.get("quant")
     weight_bits, act_bits = checkpoints.quant_bits(quant)
     fmt = onnx_export.graph_format(quant, qcdq_bits)

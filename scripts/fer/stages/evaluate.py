@@ -30,8 +30,8 @@ def evaluate(*, variant: str, weights, dataset, out_metrics, out_predictions, ou
     index = torch.nonzero(ds["split"] == 2).flatten().tolist()
     if len(x) == 0:
         raise FERError(f"{dataset}: the test split is empty; use more subjects or another split")
-    ckpt = checkpoints.load_checkpoint(weights)
-    model = checkpoints.load_model(weights)
+    ckpt = checkpoints.load_checkpoint(weights, variant)
+    model = checkpoints.load_model(weights, variant)
     pred = training.predict_logits(model, x).argmax(1).numpy()
     rep = metrics.classification_report(y.numpy(), pred)
     float_twin = nets.build(ckpt["arch"])  # same layers without quantizers: MACs do not change with bits

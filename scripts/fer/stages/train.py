@@ -17,7 +17,7 @@ log = logging.getLogger("fer")
 
 def frozen_teacher(path):
     """The teacher of a distillation run: loaded, in eval mode, its parameters frozen."""
-    teacher = checkpoints.load_model(path)
+    teacher = checkpoints.load_model(path, "teacher")
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher
