@@ -160,7 +160,7 @@ def test_code_version_in_git_and_outside(tmp_path):
     clean = provenance.code_version(wd)
     assert re.fullmatch(r"[0-9a-f]{40}", clean["git_commit"]) and clean["git_dirty"] is False
     assert clean["workflow_sha256"] == outside["workflow_sha256"]
-    (wd / "rules" / "datasets.smk").write_text((wd / "rules" / "datasets.smk").read_text() + "\n# edited\n")
+    (wd / "rules" / "data.smk").write_text((wd / "rules" / "data.smk").read_text() + "\n# edited\n")
     provenance.code_version.cache_clear()
     dirty = provenance.code_version(wd)
     assert dirty["git_commit"] == clean["git_commit"] and dirty["git_dirty"] is True
