@@ -3,6 +3,8 @@ merge, the rule script's CLI and the exclusivity of benchmark jobs in the DAG.""
 from __future__ import annotations
 
 import json
+import sys
+import subprocess
 import os
 import time
 
@@ -179,29 +181,25 @@ def test_unknown_runtime_and_missing_onnx_are_one_line_errors(tiny_model, tmp_pa
         latency.benchmark("kd", "onnxruntime", weights, tmp_path / "nope.onnx", runs=2, warmup=0)
 
 
-def _tool(name):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def _tool(*args) -> subprocess.CompletedProcess:
+    """tools/benchmark_variant.py as a user runs it (tests import only the library)."""
+    return subprocess.run([sys.executable, str(REPO / "tools" / "benchmark_variant.py"), *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
 
 
-def test_cli_prints_and_writes_the_row(tiny_model, tmp_path, capsys):
+def test_cli_prints_and_writes_the_row(tiny_model, tmp_path):
     weights, onnx_path = tiny_model
-    cli = _tool("benchmark_variant").main
     out = tmp_path / "kd_onnxruntime.json"
-    assert cli(["--variant", "kd", "--runtime", "onnxruntime", "--weights", str(weights), "--onnx", str(onnx_path),
-                "--runs", "10", "--warmup", "1", "--json", str(out)]) == 0
-    row = json.loads(capsys.readouterr().out)
+    proc = _tool("--variant", "kd", "--runtime", "onnxruntime", "--weights", weights, "--onnx", onnx_path,
+                 "--runs", "10", "--warmup", "1", "--json", out)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    row = json.loads(proc.stdout)
     assert row["runs"] == 10 and row["runtime"] == "onnxruntime"
     saved = json.loads(out.read_text())
     assert saved["rows"][0]["latency_ms_p50"] == row["latency_ms_p50"] and "batch 1" in saved["protocol"]
-    assert cli(["--variant", "kd", "--runtime", "onnxruntime", "--weights", str(weights),
-                "--onnx", str(tmp_path / "x.onnx")]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("error:") and "x.onnx does not exist" in err and "Traceback" not in err
+    proc = _tool("--variant", "kd", "--runtime", "onnxruntime", "--weights", weights, "--onnx", tmp_path / "x.onnx")
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error:") and "x.onnx does not exist" in proc.stderr and "Traceback" not in proc.stderr
 
 
 # ------------------------------------------------------------------------------------------------ summary
