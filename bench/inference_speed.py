@@ -33,6 +33,9 @@ from fer import checkpoints, variants
 from fer.app.sample_media import write_video
 from fer.models import nets
 
+from fer import config as fer_config
+STUDENT_ARCH = fer_config.defaults()["models"]["student"]  # the default widths, from config/config.yaml
+
 REPO = Path(__file__).resolve().parents[1]
 INFERENCE = REPO / "inference.py"
 
@@ -40,7 +43,7 @@ INFERENCE = REPO / "inference.py"
 def make_root(root: Path, onnx: bool = True) -> Path:
     """A project folder with KD-student-sized random weights (and their ONNX export) for timing."""
     torch.manual_seed(0)
-    model = nets.FERNet(**{k: v for k, v in nets.STUDENT_ARCH.items()}).eval()
+    model = nets.FERNet(**STUDENT_ARCH).eval()
     checkpoints.save_checkpoint(variants.weights_path("kd", root), "kd", model.arch, model.state_dict(),
                                 {"note": "random weights for timing"})
     if onnx:

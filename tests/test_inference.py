@@ -28,7 +28,7 @@ from fer.data import datasets, preprocess
 from fer.errors import FERError
 from fer.models import nets
 
-TINY = {"channels": [4, 8, 8], "hidden": 16}
+TINY = {"channels": [4, 8, 8], "hidden": 16, "dropout": 0.3}
 
 
 # ------------------------------------------------------------------------------------------ fixtures

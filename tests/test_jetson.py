@@ -54,7 +54,7 @@ def onnx_models(tmp_path_factory):
     """Two tiny FERNet exports: a float variant and one named like a 4-bit quantized variant."""
     d = tmp_path_factory.mktemp("onnx")
     torch.manual_seed(0)
-    model = FERNet(channels=[4, 8, 8], hidden=16).eval()
+    model = FERNet(channels=[4, 8, 8], hidden=16, dropout=0.3).eval()
     path = d / "kd.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter is what the pipeline uses

@@ -13,6 +13,8 @@ from fer import config as fer_config
 from fer import settings
 from fer.stages.compress import prune_student
 
+STUDENT_ARCH = fer_config.defaults()["models"]["student"]  # the default widths, from config/config.yaml
+
 CONFIG = fer_config.defaults()
 RATIOS = CONFIG["prune"]["ratios"]
 
@@ -28,7 +30,7 @@ EXPECTED = {
 @pytest.fixture(scope="module")
 def student():
     torch.manual_seed(0)
-    m = nets.FERNet(**nets.STUDENT_ARCH)
+    m = nets.FERNet(**STUDENT_ARCH)
     m.train()
     with torch.no_grad():
         m(torch.randn(16, 1, 48, 48))
@@ -62,7 +64,7 @@ def test_high_level_halves_the_macs(student):
 
 def test_lowest_l1_channels_go(student):
     """Channels whose whole group has the smallest L1 magnitude are the ones removed."""
-    m = nets.FERNet(**nets.STUDENT_ARCH).eval()
+    m = nets.FERNet(**STUDENT_ARCH).eval()
     m.load_state_dict(student.state_dict())
     weak = [1, 5, 9]
     with torch.no_grad():
@@ -87,7 +89,7 @@ def test_kept_channels_carry_their_weights(student):
 
 def test_classifier_is_never_pruned(student):
     with pytest.raises(ValueError, match="unknown layers"):
-        prune.prune_model(nets.FERNet(**nets.STUDENT_ARCH), {"fc2": 0.5})
+        prune.prune_model(nets.FERNet(**STUDENT_ARCH), {"fc2": 0.5})
     pruned, _ = prune.pruned_copy(student, {"conv1": 0.9, "conv2": 0.9, "conv3": 0.9, "fc1": 0.9})
     assert pruned.classifier.fc2.out_features == 7
     assert nets.current_arch(pruned)["channels"] == [2, 3, 5]

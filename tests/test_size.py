@@ -10,6 +10,9 @@ from fer import checkpoints
 from fer.models import nets
 from fer.compression import quantize, size
 
+from fer import config as fer_config
+STUDENT_ARCH = fer_config.defaults()["models"]["student"]  # the default widths, from config/config.yaml
+
 TINY = {"channels": [2, 3, 4], "hidden": 5, "dropout": 0.0}  # 48x48 input -> 4 x 6 x 6 = 144 features
 
 
@@ -67,7 +70,7 @@ def test_deployed_size_of_checkpoints(tmp_path):
 
 
 def test_four_bit_student_is_at_most_a_seventh_of_fp32():
-    m = nets.FERNet(**nets.STUDENT_ARCH).eval()
+    m = nets.FERNet(**STUDENT_ARCH).eval()
     calib = (torch.rand(16, 48, 48) * 255).to(torch.uint8)
     q4 = quantize.ptq(m, calib, weight_bits=4, act_bits=4, batches=1, batch_size=16)
     assert size.packed_size_bytes(q4) * 7 <= size.float_size_bytes(m)

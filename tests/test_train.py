@@ -125,7 +125,7 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path, monkeypatch,
     teacher = None
     if kd:
         training.set_seed(7)
-        teacher = nets.FERNet(channels=[8, 8, 8], hidden=16).eval()
+        teacher = nets.FERNet(channels=[8, 8, 8], hidden=16, dropout=0.3).eval()
     full, r_full = _fit(teacher=teacher, epochs=4)
 
     ck = tmp_path / "ck.pt"

@@ -16,12 +16,9 @@ from torch import nn
 
 from fer import CLASSES, IMAGE_SIZE
 
-TEACHER_ARCH = {"channels": [64, 128, 256], "hidden": 512, "dropout": 0.5}
-STUDENT_ARCH = {"channels": [16, 32, 48], "hidden": 128, "dropout": 0.3}
-
-
 class FERNet(nn.Module):
-    def __init__(self, channels=(16, 32, 48), hidden=128, dropout=0.3, num_classes=len(CLASSES),
+    # widths come from the config (models.teacher / models.student in config/config.yaml), never from here
+    def __init__(self, channels, hidden, dropout, num_classes=len(CLASSES),
                  in_size=IMAGE_SIZE, in_channels=1):
         super().__init__()
         self.arch = {"channels": [int(c) for c in channels], "hidden": int(hidden), "dropout": float(dropout),
