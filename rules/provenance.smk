@@ -1,6 +1,6 @@
 # results/provenance.json: for every output, the config values (rule params), code version (git commit and
 # dirty flag, and a hash of the workflow files) and package versions it came from. Every rule script writes a
-# job record (fer.provenance.record_job, via fer.rule.run); this rule walks them from the final targets back.
+# job record (fer.report.provenance.record_job, via fer.stages.runner.run); this rule walks them from the final targets back.
 
 
 rule provenance:

@@ -1,6 +1,6 @@
 """ONNX export: float, QCDQ (8-bit) and fake-quant graphs, and onnxruntime/PyTorch parity on the test split.
 
-Tolerance (fer.export.TOLERANCE), onnxruntime against PyTorch on the same preprocessed test images:
+Tolerance (fer.deploy.onnx_export.TOLERANCE), onnxruntime against PyTorch on the same preprocessed test images:
   float graphs       identical top-1 predictions on every image, max |logit difference| <= 1e-4
   fake-quant graphs  identical top-1 predictions on >= 99% of the images, max |logit difference| <= 0.05
   QCDQ (int8)        identical top-1 predictions on >= 99% of the images, max |logit difference| <= 0.1

@@ -1,7 +1,7 @@
 """fer: the library behind the FER-Jetson-Nano pipeline.
 
 Models, data preparation, synthetic faces, training, compression, metrics, benchmarks and plots live here;
-the rule scripts in ``scripts/`` are thin wrappers around these modules.
+each rule script in ``scripts/`` calls one stage function of its name in :mod:`fer.stages`, which orchestrates these modules.
 """
 
 CLASSES = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")

@@ -5,7 +5,7 @@ Layout read: ``<root>/<class>/*.png|jpg|jpeg`` with the 7 CK+ class folders (nam
 common Kaggle "CK+48" copy ships it. File names ``S010_004_00000017.png`` carry subject ``S010`` and
 sequence ``004``; splits are drawn by subject so frames of one subject never sit in two splits.
 
-Bad input (see README, "Bad input"): each case is either a clear :class:`DataError` naming the file and what
+Bad input (see docs/data.md, "Bad input"): each case is either a clear :class:`DataError` naming the file and what
 to do, or a logged skip; never a traceback and never a silently wrong label.
 """
 from __future__ import annotations

@@ -557,7 +557,7 @@ def _write_png(path: Path, img: np.ndarray) -> None:
 
 
 def write_stats(path, stats: dict) -> None:
-    """Write ``stats`` as JSON atomically (without importing torch, unlike :mod:`fer.io`)."""
+    """Write ``stats`` as JSON atomically (without importing torch, unlike :mod:`fer.files`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")

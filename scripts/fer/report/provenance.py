@@ -2,7 +2,7 @@
 
 Two steps:
 
-* Every rule script that runs through :func:`fer.rule.run` calls :func:`record_job` after its work is done.
+* Every rule script that runs through :func:`fer.stages.runner.run` calls :func:`record_job` after its work is done.
   It writes a job record ``results/provenance/jobs/<rule>[-<wildcards>].json``: the rule, its wildcards, its
   params (the config values the rule received: config enters rules only through ``params:``), its input and
   output files with their SHA-256, the code version and the installed package versions, at the time the job

@@ -199,7 +199,7 @@ def _input_array(shape, seed=0):
     return rng.standard_normal(dims).astype(np.float32)
 
 
-# onnxruntime kernels that compute in integers (after its Q/DQ fusion passes), as in fer.bench.
+# onnxruntime kernels that compute in integers (after its Q/DQ fusion passes), as in fer.deploy.kernels.
 INT_KERNELS = ("QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger", "QGemm", "QLinearAdd",
                "QLinearMul", "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "QLinearGlobalAveragePool",
                "QLinearConcat", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearAveragePool", "QLinearSoftmax")
@@ -222,7 +222,7 @@ def count_ops(data, names):
 
 
 def session_options(ort, threads, optimized_path=None):
-    """The same session settings as the local benchmark (fer.bench.ort_session_options)."""
+    """The same session settings as the local benchmark (fer.deploy.ort.session_options)."""
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = int(threads)
