@@ -25,6 +25,7 @@ rule prune_student:
         kd=config["kd"],
         augment=config["augment"],
         seed=RUN_SEED,
+        precision=config["train"]["precision"],
         checkpoint=checkpoint_path("pr_kd_{level}"),
     script:
         "../scripts/prune_student.py"

@@ -23,6 +23,7 @@ rule train_teacher:
         hp=config["train"]["teacher"],
         augment=config["augment"],
         seed=RUN_SEED,
+        precision=config["train"]["precision"],
         checkpoint=checkpoint_path("teacher"),
     script:
         "../scripts/train_teacher.py"
@@ -51,6 +52,7 @@ rule train_student_kd:
         kd=config["kd"],
         augment=config["augment"],
         seed=RUN_SEED,
+        precision=config["train"]["precision"],
         checkpoint=checkpoint_path("kd"),
     script:
         "../scripts/train_student.py"
@@ -72,4 +74,5 @@ use rule train_student_kd as train_student_scratch with:
         kd=None,
         augment=config["augment"],
         seed=RUN_SEED,
+        precision=config["train"]["precision"],
         checkpoint=checkpoint_path("scratch"),

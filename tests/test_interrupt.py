@@ -4,15 +4,18 @@ The rerun must finish, resume training from the per-epoch checkpoint (results/ch
 no half-written file behind (every file loads, no *.part left over) and give the same weights and training
 history as a run that was never interrupted.
 
-Two interruptions of the same training job: first a hard kill (SIGKILL of snakemake and its jobs, as after a
-power loss; snakemake's lock stays behind and `snakemake --unlock` releases it, as its own message says), then
-Ctrl-C (SIGINT to snakemake and its jobs) followed by SIGKILL for anything still running.
+Two interruptions of the same training job: first a hard kill of Snakemake alone (SIGKILL; its training job
+must notice that Snakemake is gone and stop after saving its epoch, instead of running on as an orphan beside
+the rerun; snakemake's lock stays behind and `snakemake --unlock` releases it, as its own message says), then
+Ctrl-C (SIGINT to snakemake and its jobs) followed by SIGKILL for anything still running. The job's log keeps
+the lines of every run, each rerun after a marker line.
 
 The config is tests/config/tiny.yaml with a longer teacher (tiny model, many epochs), so that the kills land
 in the middle of training; only the teacher's outputs are built, to keep the test short.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -29,6 +32,7 @@ import yaml
 
 from conftest import TINY_CONFIG, copy_workflow
 from fer import config as fer_config
+from fer import logs
 from fer.report import provenance
 from fer import settings
 from fer.stages.train import train_teacher
@@ -111,12 +115,21 @@ def _wait_for_saved_epoch(proc: subprocess.Popen, checkpoint: Path, epochs: int,
         time.sleep(0.05)
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    proc.wait(60)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(60)
 
 
 def test_interrupted_training_resumes_and_matches_an_uninterrupted_run(tmp_path):
@@ -127,13 +140,21 @@ def test_interrupted_training_resumes_and_matches_an_uninterrupted_run(tmp_path)
     checkpoint = wd / "results" / "checkpoints" / "teacher.pt"
     lock_dir = wd / ".snakemake" / "locks"
 
-    # 1. hard kill in the middle of train_teacher (kill -9 of snakemake and its jobs, as after a power loss)
+    # 1. kill -9 of snakemake alone in the middle of train_teacher: the job must not run on as an orphan
     out1 = tmp_path / "run1.txt"
     proc = _start(cmd, wd, out1)
     try:
         _wait_for_saved_epoch(proc, checkpoint, KILL_AFTER_EPOCH, out1)
+        proc.kill()
+        proc.wait(60)
+        deadline = time.monotonic() + 120
+        while _group_alive(proc.pid):  # the training job stops by itself after its next epoch
+            assert time.monotonic() < deadline, "the training job kept running after snakemake was killed"
+            time.sleep(0.1)
     finally:
         _kill_group(proc)
+    assert re.search(r"the Snakemake that started this job \(pid \d+\) is gone; stopped after epoch \d+",
+                     log.read_text()), log.read_text()[-3000:]
     # what is on disk after the kill (a later epoch may have been saved between the poll and the kill)
     first_saved = _saved_epochs(checkpoint)  # the checkpoint is written atomically: it loads
     assert KILL_AFTER_EPOCH <= first_saved < EPOCHS, f"{first_saved}/{EPOCHS} epochs saved at the kill"
@@ -157,8 +178,10 @@ def test_interrupted_training_resumes_and_matches_an_uninterrupted_run(tmp_path)
             pass
     finally:
         _kill_group(proc)
-    # the rerun resumed from exactly what the first kill left on disk
-    assert f"teacher: resuming after epoch {first_saved} " in log.read_text(), log.read_text()[-3000:]
+    # the rerun resumed from exactly what the first kill left on disk; the first run's lines are kept
+    text = log.read_text()
+    assert f"teacher: resuming after epoch {first_saved} " in logs.last_run(text), text[-3000:]
+    assert f"teacher epoch 1/{EPOCHS} " in text and text.count(logs.RERUN_MARKER) == 1
     second_saved = _saved_epochs(checkpoint)
     assert first_saved + 2 <= second_saved < EPOCHS, f"{second_saved}/{EPOCHS} epochs saved at Ctrl-C"
     assert not (wd / TARGET).exists()
@@ -169,7 +192,9 @@ def test_interrupted_training_resumes_and_matches_an_uninterrupted_run(tmp_path)
     #    --rerun-incomplete for the outputs it marked incomplete: profiles/default sets it)
     proc = subprocess.run(cmd, cwd=wd, capture_output=True, text=True, env=_env(), timeout=600)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    text = log.read_text()
+    whole = log.read_text()
+    assert whole.count(logs.RERUN_MARKER) == 2 and f"teacher epoch 1/{EPOCHS} " in whole  # nothing lost
+    text = logs.last_run(whole)
     # resumed from the last *saved* epoch: not one before it (work lost), not one after it (a skipped epoch)
     assert re.findall(r"teacher: resuming after epoch (\d+)", text) == [str(second_saved)], text[-3000:]
     assert f"teacher epoch {second_saved}/{EPOCHS} " not in text
@@ -191,6 +216,7 @@ def test_interrupted_training_resumes_and_matches_an_uninterrupted_run(tmp_path)
         train_teacher(dataset=wd / "results" / "data" / "dataset.pt",
                       arch=settings.Arch.of(config["models"]["teacher"]), hp=settings.TrainHP.of(config["train"]["teacher"]),
                       augment=settings.Augment.of(config["augment"]), seed=config["seed"],
+                      precision=config["train"]["precision"],
                       checkpoint=ref / "checkpoint.pt", out_weights=ref / "teacher.pt",
                       out_history=ref / "teacher.csv", out_plot=ref / "teacher.png")
     finally:

@@ -74,15 +74,17 @@ def _data(n_train=48, n_val=16, seed=0):
 AUGMENT = settings.Augment.of(fer_config.defaults()["augment"])
 
 
-def _fit(seed=0, init_seed=0, teacher=None, checkpoint=None, epochs=2, weight_decay=1e-4, data_key=""):
+def _fit(seed=0, init_seed=0, teacher=None, checkpoint=None, epochs=2, weight_decay=1e-4, data_key="",
+         precision="fp32", mixup=0.0):
     training.set_seed(init_seed)
     model = nets.FERNet(**TINY)
     tx, ty, vx, vy = _data()
     hp = settings.TrainHP(epochs=epochs, lr=0.01, batch_size=16, weight_decay=weight_decay, label_smoothing=0.0,
-                          warmup_epochs=1)
+                          warmup_epochs=1, mixup=mixup)
     kd = settings.KD(temperature=2.0, alpha=0.7) if teacher is not None else None
     result = training.fit(model, tx, ty, vx, vy, hp=hp, augment_cfg=AUGMENT, seed=seed, teacher=teacher, kd=kd,
-                          checkpoint=checkpoint, desc="train", data_key=data_key, progress=False)
+                          checkpoint=checkpoint, desc="train", data_key=data_key, progress=False,
+                          precision=precision)
     return model, result
 
 
@@ -102,6 +104,52 @@ def test_fit_is_deterministic_for_a_seed():
     assert _without_timing(r1["history"]) == _without_timing(r2["history"])
     m3, _ = _fit(seed=1, init_seed=1)
     assert not _same_weights(m1, m3)
+
+
+def test_bf16_training_is_deterministic_and_differs_from_fp32():
+    """train.precision bf16: autocast in the training steps only; the same seed gives the same weights again,
+    other weights than fp32 (the steps really ran in bf16), and the weights stay fp32 tensors."""
+    b1, r1 = _fit(precision="bf16")
+    b2, _ = _fit(precision="bf16")
+    f32, _ = _fit(precision="fp32")
+    assert _same_weights(b1, b2)
+    assert not _same_weights(b1, f32)
+    assert all(v.dtype in (torch.float32, torch.int64) for v in b1.state_dict().values())
+    assert all(math.isfinite(h["train_loss"]) for h in r1["history"])
+
+
+def test_precision_auto_follows_the_cpu(monkeypatch):
+    monkeypatch.setattr(training, "cpu_has_amx_bf16", lambda: True)
+    assert training.resolve_precision("auto") == "bf16"
+    monkeypatch.setattr(training, "cpu_has_amx_bf16", lambda: False)
+    assert training.resolve_precision("auto") == "fp32"
+    assert training.resolve_precision("bf16") == "bf16" and training.resolve_precision("fp32") == "fp32"
+    with pytest.raises(ValueError, match="precision"):
+        training.resolve_precision("fp8")
+    with pytest.raises(ValueError, match="resolve 'auto' first"):
+        _fit(precision="auto")
+
+
+def test_mixup_batch_mixes_pairs_with_one_lambda():
+    g = torch.Generator().manual_seed(3)
+    x = torch.arange(4 * 2, dtype=torch.float32).reshape(4, 1, 1, 2)
+    mixed, lam, perm = training.mixup_batch(x, 0.4, g)
+    assert 0.0 <= lam <= 1.0 and sorted(perm.tolist()) == [0, 1, 2, 3]
+    assert torch.allclose(mixed, lam * x + (1 - lam) * x[perm])
+    again = training.mixup_batch(x, 0.4, torch.Generator().manual_seed(3))
+    assert again[1] == lam and torch.equal(again[2], perm)  # drawn from the generator: reproducible
+    logits, y = torch.tensor(STUDENT), torch.tensor(TARGETS)
+    y2 = torch.tensor([0, 1])
+    ce = torch.nn.functional.cross_entropy
+    assert float(training.mixed_ce(logits, y, 0.0, (0.3, y2))) == pytest.approx(
+        0.3 * float(ce(logits, y)) + 0.7 * float(ce(logits, y2)), rel=1e-6)
+
+
+def test_mixup_changes_training_and_stays_deterministic():
+    m1, _ = _fit(mixup=0.4)
+    m2, _ = _fit(mixup=0.4)
+    plain, _ = _fit()
+    assert _same_weights(m1, m2) and not _same_weights(m1, plain)
 
 
 def test_fit_returns_best_validation_epoch():

@@ -63,3 +63,11 @@ class JetsonTimeout(JetsonError):
 
 class JetsonDeviceError(JetsonError):
     """The device script failed for another reason (python missing or too old, every model failed ...)."""
+
+
+class BusyError(FERError):
+    """Another process writes the same output (e.g. a job left running by a Snakemake that was killed)."""
+
+
+class OrphanedError(FERError):
+    """The Snakemake that started a job is gone: the job stops, its per-epoch checkpoint kept for the rerun."""

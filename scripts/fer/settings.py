@@ -93,6 +93,7 @@ class TrainHP(Section):
     weight_decay: float
     label_smoothing: float
     warmup_epochs: int
+    mixup: float  # mixup's Beta(alpha, alpha); 0 = off
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,9 @@ log = logging.getLogger("fer")
 
 
 def prune_student(*, level: str, ratios: dict, student, teacher, dataset, finetune: TrainHP, kd: KD,
-                  augment: Augment, seed: int, checkpoint, out_weights) -> dict:
-    """Rule prune_student: KD student -> pruned at ``level`` -> KD fine-tuned -> weights/pr_kd_<level>.pt."""
+                  augment: Augment, seed: int, precision: str, checkpoint, out_weights) -> dict:
+    """Rule prune_student: KD student -> pruned at ``level`` -> KD fine-tuned -> weights/pr_kd_<level>.pt.
+    ``precision``: train.precision for the fine-tune (:func:`fer.models.training.resolve_precision`)."""
     variant = f"pr_kd_{level}"
     _, tx, ty, vx, vy = datasets.train_val(dataset)
     training.set_seed(seed)
@@ -38,7 +39,8 @@ def prune_student(*, level: str, ratios: dict, student, teacher, dataset, finetu
     if int(finetune.epochs) > 0:
         result = training.fit(model, tx, ty, vx, vy, hp=finetune, augment_cfg=augment, seed=seed,
                               teacher=teacher_model, kd=kd, checkpoint=checkpoint, desc=variant,
-                              data_key=resume_key(dataset, teacher, student) + str(sorted(record["ratios"].items())))
+                              data_key=resume_key(dataset, teacher, student) + str(sorted(record["ratios"].items())),
+                              precision=training.resolve_precision(precision))
     meta = {"base": "kd", "level": level, "pruning": record, "macs_before": macs0, "macs_after": macs1,
             "params_before": params0, "params_after": params1, "finetune": finetune.as_dict(), "kd": kd.as_dict(),
             "best_epoch": result["best_epoch"], "best_val_acc": result["best_val_acc"], "seed": seed,
@@ -100,9 +102,9 @@ def quantize_student(*, variant: str, bits: int, act_bits, method: str, source, 
         ptq_state = {k: v.detach().clone() for k, v in q.state_dict().items()}
         # no warm-up and no label smoothing: the quantized model starts from trained weights, and the loss is KD
         hp = TrainHP(epochs=qat.epochs, lr=qat.lr, batch_size=qat.batch_size, weight_decay=qat.weight_decay,
-                     label_smoothing=0.0, warmup_epochs=0)
+                     label_smoothing=0.0, warmup_epochs=0, mixup=0.0)
         result = training.fit(q, tx, ty, vx, vy, hp=hp, augment_cfg=augment, seed=seed, teacher=teacher_model, kd=kd,
-                              checkpoint=checkpoint, desc=variant,
+                              checkpoint=checkpoint, desc=variant, precision="fp32",  # brevitas fake-quant: fp32
                               data_key=resume_key(dataset, teacher, source) + str(sorted(calibration.as_dict().items())))
         q.eval()
         qat_val = _val_accuracy(q, vx, vy)

@@ -15,14 +15,17 @@ from fer.report import provenance
 def run(snakemake, main) -> None:
     """Call ``main(snakemake, logger)`` with logging to ``snakemake.log[0]`` and the terminal.
 
-    A :class:`FERError` ends the job with its one-line message (and exit code 1); any other exception is
+    The log keeps the lines of an earlier, unfinished run of the job (fer.logs). A :class:`FERError` ends the job with its one-line message (and exit code 1); any other exception is
     logged with its traceback in the log file, since it is a bug rather than a user error.
     """
-    logger = logs.setup(snakemake.log[0] if len(snakemake.log) else None)
+    log_path = snakemake.log[0] if len(snakemake.log) else None
+    logger = logs.setup(log_path)
     try:
         torch.set_num_threads(max(1, int(snakemake.threads)))
         main(snakemake, logger)
         record_provenance(snakemake, logger)
+        if log_path:
+            logs.finished(log_path)
     except FERError as exc:
         logger.error("%s", exc)
         sys.exit(1)
