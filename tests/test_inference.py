@@ -348,6 +348,50 @@ def test_options_map_to_variant_names():
         assert exc.value.code == 2
 
 
+@pytest.mark.parametrize("opt", ["--threads", "--max-frames", "--detect-width", "--min-face", "--min-neighbors",
+                                 "--redetect-every"])
+def test_integer_options_accept_the_usual_spellings(opt):
+    p = cli.build_parser()
+    dest = opt[2:].replace("-", "_")
+    for text, value in (("4", 4), (" 4 ", 4), ("+4", 4), ("4.0", 4), ("1e1", 10), ("1_0", 10)):
+        assert getattr(p.parse_args(["--model", "kd", opt, text]), dest) == value
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--threads", "1000000"], "--threads must be between 0 and 256, not 1000000"),
+    (["--threads", "-1"], "--threads must be between 0 and 256"),
+    (["--max-frames", "1e12"], "--max-frames must be between 0 and 1000000000"),
+    (["--detect-width", "100000"], "--detect-width must be between 0 and 16384"),
+    (["--min-face", "0"], "--min-face must be between 1 and 16384"),
+    (["--min-neighbors", "1000"], "--min-neighbors must be between 0 and 100"),
+    (["--redetect-every", "-3"], "--redetect-every must be between 0 and 1000000"),
+    (["--scale-factor", "1"], "--scale-factor must be > 1 and <= 10"),
+    (["--scale-factor", "50"], "--scale-factor must be > 1 and <= 10"),
+    (["--quantize-bits", "8"], "--quantize-bits is for --model ptq_kd; --model kd is not quantized"),
+    (["--pr-level", "high"], "--pr-level is for --model pr_kd"),
+])
+def test_out_of_range_or_ignored_options_are_refused_before_anything_loads(capsys, tmp_path, args, needle):
+    """One line naming the option and its bounds (or why it would be ignored), exit 2, before any model or
+    source is opened (the root here holds no weights at all)."""
+    rc, out, err = run_app(capsys, *base(tmp_path, "--source", tmp_path / "missing.png", *args))
+    assert rc == 2 and "Traceback" not in err and needle in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args", [["--threads", "nan"], ["--threads", "2.5"], ["--scale-factor", "inf"],
+                                  ["--scale-factor", "nan"], ["--max-frames", "lots"], ["--quantize-bits", "5"]])
+def test_non_numbers_are_refused_by_the_parser(args):
+    with pytest.raises(SystemExit) as exc:
+        cli.build_parser().parse_args(["--model", "ptq_kd", *args])
+    assert exc.value.code == 2
+
+
+def test_pr_level_with_ptq_kd_is_the_combined_variant_not_refused():
+    args = cli.build_parser().parse_args(["--model", "ptq_kd", "--pr-level", "low", "--quantize-bits", "4"])
+    cli.check_args(args)
+    assert cli.variant_name(args) == "ptq_pr_kd_low_4"
+
+
 def test_gstreamer_pipeline_string():
     assert sources.gstreamer_pipeline() == (
         "nvarguscamerasrc ! video/x-raw(memory:NVMM), width=(int)640, height=(int)480, "

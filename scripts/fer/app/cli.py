@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import platform
 import sys
@@ -26,6 +27,39 @@ MODELS = ("teacher", "kd", "scratch", "pr_kd", "ptq_kd")
 PR_LEVELS = ("low", "medium", "high")
 BITS = (32, 16, 8, 6, 4)
 EXIT_ERROR = 2
+# Bounds of every numeric option (inclusive): far beyond any real use, well before a library misbehaves (OpenCV
+# and torch crash at thread counts in the millions; a detection width of 10**9 allocates terabytes).
+LIMITS = {"max_frames": (0, 10**9), "threads": (0, 256), "detect_width": (0, 16384), "min_face": (1, 16384),
+          "min_neighbors": (0, 100), "redetect_every": (0, 10**6)}
+SCALE_FACTOR = (1.0, 10.0)  # exclusive of 1.0
+
+
+def integer(text: str) -> int:
+    """An integer option in the spellings a user writes: ``4``, `` 4 ``, ``+4``, ``4.0``, ``1e3``, ``1_000``;
+    refused (argparse's usage message naming the option): a fraction, NaN, inf, a word."""
+    s = str(text).strip().replace("_", "")
+    try:
+        return int(s)
+    except ValueError:
+        pass
+    try:
+        f = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(f) or f != int(f):
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
+    return int(f)
+
+
+def number(text: str) -> float:
+    """A finite real option (``1.1``, ``1,1`` is refused, ``nan``/``inf`` refused)."""
+    try:
+        f = float(str(text).strip().replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(f):
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return f
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pr-level", choices=PR_LEVELS, default=None,
                    help="pruning level for --model pr_kd (default: medium); with --model ptq_kd, quantize that "
                         "pruned model (combined variant)")
-    g.add_argument("--quantize-bits", type=int, choices=BITS, default=None,
+    g.add_argument("--quantize-bits", type=integer, choices=BITS, default=None,
                    help="bit width for --model ptq_kd (default: 8)")
     g.add_argument("--evaluate", action="store_true",
                    help="write model statistics and latency to results/inference/<variant>.csv")
@@ -55,27 +89,27 @@ def build_parser() -> argparse.ArgumentParser:
                         "folder (one PNG per frame)")
     g.add_argument("--no-display", action="store_true", help="do not open a window (headless use)")
     g.add_argument("--json", action="store_true", help="JSON lines on stdout instead of text")
-    g.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0: until the source ends)")
+    g.add_argument("--max-frames", type=integer, default=0, help="stop after N frames (0: until the source ends)")
     g = p.add_argument_group("runtime")
     g.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
                    help="PyTorch weights (weights/<variant>.pt) or ONNX Runtime (results/onnx/<variant>.onnx)")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda if available")
-    g.add_argument("--threads", type=int, default=0,
+    g.add_argument("--threads", type=integer, default=0,
                    help="CPU threads for face detection (OpenCV) and the model (torch/onnxruntime); "
                         "0 (default): OpenCV's default for detection, 1 thread for the model")
     g.add_argument("--root", type=Path, default=ROOT,
                    help="project folder holding weights/ and results/ (default: this repository)")
     g = p.add_argument_group("face detection")
     d = facedetect.DetectorSettings()
-    g.add_argument("--detect-width", type=int, default=d.detect_width,
+    g.add_argument("--detect-width", type=integer, default=d.detect_width,
                    help=f"search whole frames downscaled to this width, 0 = full size (default {d.detect_width})")
-    g.add_argument("--min-face", type=int, default=d.min_face,
+    g.add_argument("--min-face", type=integer, default=d.min_face,
                    help=f"smallest face in pixels of the frame (default {d.min_face})")
-    g.add_argument("--scale-factor", type=float, default=d.scale_factor,
+    g.add_argument("--scale-factor", type=number, default=d.scale_factor,
                    help=f"Haar pyramid step (default {d.scale_factor})")
-    g.add_argument("--min-neighbors", type=int, default=d.min_neighbors,
+    g.add_argument("--min-neighbors", type=integer, default=d.min_neighbors,
                    help=f"Haar detections needed to accept a face (default {d.min_neighbors})")
-    g.add_argument("--redetect-every", type=int, default=d.redetect_every,
+    g.add_argument("--redetect-every", type=integer, default=d.redetect_every,
                    help=f"on video, search the whole frame every N frames; between, search near the last faces "
                         f"(default {d.redetect_every})")
     g.add_argument("--no-track", action="store_true", help="search the whole frame on every video frame")
@@ -92,15 +126,20 @@ def variant_name(args) -> str:
 
 
 def check_args(args) -> None:
-    for opt in ("max_frames", "threads", "detect_width", "redetect_every"):
-        if getattr(args, opt) < 0:
-            raise FERError(f"--{opt.replace('_', '-')} must be >= 0")
-    if args.min_face < 1:
-        raise FERError("--min-face must be >= 1")
-    if args.scale_factor <= 1.0:
-        raise FERError("--scale-factor must be > 1 (e.g. 1.1)")
-    if args.min_neighbors < 0:
-        raise FERError("--min-neighbors must be >= 0")
+    """Every numeric option inside its bounds, and no option that the chosen model would silently ignore."""
+    for opt, (lo, hi) in LIMITS.items():
+        value = getattr(args, opt)
+        if not lo <= value <= hi:
+            raise FERError(f"--{opt.replace('_', '-')} must be between {lo} and {hi}, not {value}")
+    lo, hi = SCALE_FACTOR
+    if not lo < args.scale_factor <= hi:
+        raise FERError(f"--scale-factor must be > {lo:g} and <= {hi:g} (e.g. 1.1), not {args.scale_factor:g}")
+    if args.quantize_bits is not None and args.model != "ptq_kd":
+        raise FERError(f"--quantize-bits is for --model ptq_kd; --model {args.model} is not quantized "
+                       "(drop --quantize-bits, or use --model ptq_kd)")
+    if args.pr_level is not None and args.model not in ("pr_kd", "ptq_kd"):
+        raise FERError(f"--pr-level is for --model pr_kd (or ptq_kd, to quantize a pruned model); --model "
+                       f"{args.model} is not pruned (drop --pr-level)")
 
 
 def run(args) -> int:
