@@ -95,7 +95,8 @@ def test_a_damaged_resume_checkpoint_is_set_aside_and_training_starts_over(tmp_p
     augment = settings.Augment.of(fer_config.defaults()["augment"])
     with caplog.at_level("WARNING", logger="fer"):
         result = training.fit(nets.FERNet(**TINY), x[:24], y[:24], x[24:], y[24:], hp=hp, augment_cfg=augment,
-                              seed=0, teacher=None, kd=None, checkpoint=ck, desc="t", data_key="", progress=False)
+                              seed=0, teacher=None, kd=None, checkpoint=ck, desc="t", data_key="", progress=False,
+                              precision="fp32")
     assert len(result["history"]) == 1
     assert (tmp_path / "resume.pt.damaged").read_bytes() == b"PK\x03\x04 half a zip"
     assert "is damaged" in caplog.text and "training starts over" in caplog.text

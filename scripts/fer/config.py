@@ -4,6 +4,7 @@ over it) and every problem is reported as one line naming the key, before any jo
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import re
 from pathlib import Path
@@ -18,6 +19,9 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "config" / "config.yaml"
 SCHEMA = REPO / "config" / "schema.yaml"
 SHELL_META = re.compile(r"[\s;&|`$<>()\\'\"*?!{}\[\]#~]")
+PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+INT_TEXT = re.compile(r"[+-]?\d{1,4000}")  # int() refuses a text of over 4300 digits
+INT64_MAX = 2**63 - 1  # the largest integer NumPy and PyTorch take (seeds, sizes, counts)
 
 
 def _all_required(cls):
@@ -36,10 +40,14 @@ def _all_required(cls):
 
 
 def _key(path) -> str:
-    """``["prune", "levels", 0]`` -> ``prune.levels[0]``."""
+    """``["prune", "levels", 0]`` -> ``prune.levels[0]``; a key that is not a plain word (a typo with a space or a
+    line break) is quoted, ``train['a b']``, so that the message stays one line."""
     out = ""
     for p in path:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+        if isinstance(p, str) and PLAIN_KEY.fullmatch(p):
+            out += f".{p}" if out else p
+        else:
+            out += f"[{p!r}]"
     return out or "(top level)"
 
 
@@ -61,6 +69,14 @@ def load(overrides: dict | None = None, base_dir=".") -> dict:
     return validate(merge(defaults(), overrides or {}), SCHEMA, base_dir)
 
 
+@functools.lru_cache(maxsize=4)
+def _checker(schema_path: str, version: tuple):
+    """The parsed schema and its validator, read once per schema file ``version`` (its mtime and size): parsing
+    the YAML took most of a validation, and tools and tests validate often."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    return schema, _all_required(Draft202012Validator)(schema)
+
+
 def _resolve(node: dict, root: dict) -> dict:
     ref = node.get("$ref")
     if ref and ref.startswith("#/"):
@@ -73,7 +89,9 @@ def _resolve(node: dict, root: dict) -> dict:
 
 def _coerce(value, node: dict, root: dict):
     """``value`` with numbers and booleans given as strings turned into what the schema asks for: Snakemake's
-    ``--config key=value`` reads nested values (``--config 'data={split: {folds: 10}}'``) as strings."""
+    ``--config key=value`` reads nested values (``--config 'data={split: {folds: 10}}'``) as strings. A whole
+    float where the schema asks for an integer (``epochs: 50.0``, which JSON schema counts as an integer) becomes
+    an int, so that ``range(epochs)`` and the variant names (``ptq_kd_8``) see what they expect."""
     node = _resolve(node, root)
     kinds = node.get("type")
     kinds = [kinds] if isinstance(kinds, str) else list(kinds or [])
@@ -82,9 +100,13 @@ def _coerce(value, node: dict, root: dict):
         return {k: _coerce(v, props[k], root) if k in props else v for k, v in value.items()}
     if isinstance(value, list) and isinstance(node.get("items"), dict):
         return [_coerce(v, node["items"], root) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        whole = "integer" in kinds and "number" not in kinds
+        if whole or (not kinds and int(value) in [e for e in node.get("enum", []) if type(e) is int]):
+            return int(value)
     if isinstance(value, str):
         text = value.strip()
-        if "integer" in kinds and re.fullmatch(r"[+-]?\d+", text):
+        if "integer" in kinds and INT_TEXT.fullmatch(text):
             return int(text)
         if "number" in kinds and re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", text):
             return float(text)
@@ -92,7 +114,7 @@ def _coerce(value, node: dict, root: dict):
             return text.lower() == "true"
         if "null" in kinds and text.lower() in ("null", "none", "~"):
             return None
-        if node.get("enum") and value not in node["enum"] and re.fullmatch(r"[+-]?\d+", text):
+        if node.get("enum") and value not in node["enum"] and INT_TEXT.fullmatch(text):
             if int(text) in node["enum"]:
                 return int(text)
     return value
@@ -100,7 +122,8 @@ def _coerce(value, node: dict, root: dict):
 
 def _check_finite(value, path) -> None:
     """NaN and infinity pass every range check of a JSON schema (a NaN compares false with any bound): refuse
-    them, naming the key."""
+    them, naming the key; and integers no 64-bit integer holds (``1e300`` where a count belongs), which would
+    fail deep inside NumPy or PyTorch."""
     if isinstance(value, dict):
         for k, v in value.items():
             _check_finite(v, path + [k])
@@ -109,24 +132,34 @@ def _check_finite(value, path) -> None:
             _check_finite(v, path + [i])
     elif isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"config key {_key(path)}: {value} is not a finite number")
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT64_MAX:
+        raise ConfigError(f"config key {_key(path)}: an integer of {value.bit_length()} bits is too large "
+                          "(at most 2**63 - 1)")
 
 
 def validate(config: dict, schema_path=SCHEMA, base_dir=".") -> dict:
     """Check ``config`` against the schema and the semantic rules; raise :class:`ConfigError` (one line) on the
     first problem. Numbers and booleans written as strings (as Snakemake's ``--config`` passes nested values)
     are first converted in place to the type the schema asks for. Returns ``config``."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    path = Path(schema_path).resolve()
+    stat = path.stat()
+    schema, validator = _checker(str(path), (stat.st_mtime_ns, stat.st_size))
     config.update(_coerce(dict(config), schema, schema))
     _check_finite(config, [])
-    validator = _all_required(Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
         e = errors[0]
         if e.validator == "additionalProperties":
-            extra = sorted(set(e.instance) - set(e.schema.get("properties", {})))
+            extra = sorted(set(e.instance) - set(e.schema.get("properties", {})), key=str)
             raise ConfigError(f"config key {_key(list(e.absolute_path) + extra[:1])}: unknown key "
                               f"(allowed here: {', '.join(sorted(e.schema.get('properties', {})))})")
-        raise ConfigError(f"config key {_key(e.absolute_path)}: {e.message}")
+        if e.validator == "required":  # name the missing key, not the mapping that lacks it
+            missing = [k for k in e.validator_value if k not in e.instance]
+            raise ConfigError(f"config key {_key(list(e.absolute_path) + missing[:1])}: missing ({e.message})")
+        value = repr(e.instance)  # a value of 5,000 characters makes no readable line: its start is enough
+        message = e.message.replace(value, f"{value[:60]}... ({len(value)} characters)") if len(value) > 100 \
+            else e.message
+        raise ConfigError(f"config key {_key(e.absolute_path)}: {message}")
     check_semantics(config, Path(base_dir))
     return config
 
