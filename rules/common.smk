@@ -1,9 +1,15 @@
 # Python that serves the rules: config validation, variant lists, input functions, wildcard constraints.
 # The library (scripts/fer) is installed into the environment that runs Snakemake (`make install`: pip -e .).
+import functools
+import hashlib
+import os
 import sys
 from pathlib import Path
 
+from snakemake.io import contains_wildcard
+
 from fer import config as fer_config
+from fer.data import images
 from fer.errors import ConfigError
 
 try:
@@ -133,7 +139,8 @@ wildcard_constraints:
 
 
 # ------------------------------------------------------------------------------------------------ data
-def data_root():
+def data_root(wildcards=None):
+    """The folder prepare_data reads (a function, also in params, so that braces in the path are no wildcards)."""
     return (
         "results/synthetic"
         if config["data"]["source"] == "synthetic"
@@ -141,26 +148,63 @@ def data_root():
     )
 
 
-def _image_files(root):
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    return sorted(
-        str(p)
-        for p in root.glob("*/*")
-        if p.is_file() and p.suffix.lower() in {".png", ".jpg", ".jpeg"}
-    )
+def data_test_root(wildcards=None):
+    """data.test_path, for params (a function, so that braces in the path are no wildcards)."""
+    return config["data"]["test_path"]
+
+
+def _data_folders():
+    """The folders whose images prepare_data reads itself (the synthetic folder is a rule's output)."""
+    roots = [config["data"]["path"]] if config["data"]["source"] == "folder" else []
+    test = config["data"]["test_path"]
+    return roots + ([test] if test else [])
+
+
+def _literal(path):
+    # Snakemake reads `{name}` and `{name,regex}` in an input path as a wildcard (no escape exists) and warns
+    # about line breaks: such files are covered by data_fingerprint instead.
+    return not contains_wildcard(path) and "\n" not in path and "\r" not in path
+
+
+@functools.lru_cache(maxsize=None)
+def _data_files(root):
+    """(input paths, other paths) of the image files data preparation reads below ``root`` (the library's
+    fer.data.images.list_files, the same list fer.data.datasets.scan reads)."""
+    if not Path(root).is_dir():
+        return [], []
+    used = [str(p) for p in images.list_files(root).used()]
+    return [f for f in used if _literal(f)], [f for f in used if not _literal(f)]
 
 
 def prepare_data_input(wildcards):
-    """The image files (so that adding or changing one reruns data preparation) or the synthetic folder."""
+    """The image files data preparation reads, so that adding, removing or changing one reruns it and a file it
+    skips (notes.txt, neutral/) does not; or the synthetic folder."""
+    files = {}
     if config["data"]["source"] == "synthetic":
-        files = {"images": "results/synthetic"}
+        files["images"] = "results/synthetic"
     else:
-        files = {"images": _image_files(config["data"]["path"])}
+        files["images"] = _data_files(config["data"]["path"])[0]
     if config["data"]["test_path"]:
-        files["test_images"] = _image_files(config["data"]["test_path"])
+        files["test_images"] = _data_files(config["data"]["test_path"])[0]
     return files
+
+
+def data_fingerprint(wildcards):
+    """Name, size and mtime of the images prepare_data reads but cannot list as inputs (see _literal), hashed:
+    a param, so that adding, removing or changing one reruns it too (Snakemake's params trigger).
+    """
+    lines = []
+    for root in _data_folders():
+        for f in _data_files(root)[1]:
+            try:
+                st = os.stat(f)
+                lines.append(f"{f}\t{st.st_size}\t{st.st_mtime_ns}")
+            except OSError:
+                lines.append(f"{f}\t-")
+    if not lines:
+        return ""
+    text = "\n".join(lines).encode("utf-8", "surrogateescape")
+    return f"{len(lines)} files, sha1 {hashlib.sha1(text).hexdigest()}"
 
 
 # -------------------------------------------------------------------------------------------- training

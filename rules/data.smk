@@ -30,8 +30,9 @@ rule prepare_data:
         mem_mb=4000,
         runtime=30,
     params:
-        root=data_root(),
-        test_root=config["data"]["test_path"],
+        root=data_root,
+        test_root=data_test_root,
+        unlisted=data_fingerprint,
         split=config["data"]["split"],
     script:
         "../scripts/prepare_data.py"

@@ -26,6 +26,12 @@ class DataError(FERError):
     """Unusable data: no class folders, no images, a duplicate across classes, an empty split."""
 
 
+class ImageReadError(DataError):
+    """An image file that cannot be read: a broken symlink or a symlink loop, not a regular file (a FIFO, a
+    socket, a device), empty, or not decodable. The message names the file, the problem and what to do; data
+    preparation logs it as a skip, the inference app as an error (one image) or a skip (a folder)."""
+
+
 class BenchmarkError(FERError):
     """A local benchmark cannot run (missing graph, bad settings)."""
 

@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 
 from fer.app.console import quiet_opencv, warn
-from fer.errors import FERError
+from fer.data import images, preprocess
+from fer.errors import FERError, ImageReadError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv"}
@@ -52,13 +53,10 @@ def gstreamer_pipeline(sensor_id: int = 0, capture_width: int = 640, capture_hei
 
 # ------------------------------------------------------------------------------------------ sources
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """An image file -> 8-bit BGR array (any path, also non-ASCII); FERError if it cannot be decoded."""
-    path = Path(path)
-    data = np.fromfile(str(path), dtype=np.uint8) if path.stat().st_size else np.zeros(0, np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise FERError(f"could not read image {path}: the file is empty, damaged or not an image")
-    return image
+    """An image file -> 8-bit BGR frame, decoded by the reader data preparation uses
+    (:func:`fer.data.images.read_image`: EXIF orientation applied, regular files only); ImageReadError (a
+    FERError naming the file and the problem) if it cannot be read."""
+    return preprocess.to_bgr(images.read_image(path).pixels)
 
 
 @dataclass
@@ -88,9 +86,9 @@ class Source:
         for path in self.files:
             try:
                 image = read_image(path)
-            except FERError as exc:
+            except ImageReadError as exc:
                 if self.kind == "image":
-                    raise
+                    raise FERError(f"could not read image: {exc}") from None
                 self.skipped.append(path)
                 warn(f"skipped {exc}")
                 continue

@@ -5,6 +5,9 @@ Layout read: ``<root>/<class>/*.png|jpg|jpeg`` with the 7 CK+ class folders (nam
 common Kaggle "CK+48" copy ships it. File names ``S010_004_00000017.png`` carry subject ``S010`` and
 sequence ``004``; splits are drawn by subject so frames of one subject never sit in two splits.
 
+Which files are read is :func:`fer.data.images.list_files` (also rule prepare_data's input list); each is decoded by
+:func:`fer.data.images.read_image`, the reader the inference app uses too.
+
 Bad input (see docs/data.md, "Bad input"): each case is either a clear :class:`DataError` naming the file and what
 to do, or a logged skip; never a traceback and never a silently wrong label.
 """
@@ -15,22 +18,21 @@ import dataclasses
 import hashlib
 import logging
 import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
 from fer import CLASSES, IMAGE_SIZE
 from fer import files
-from fer.data import preprocess
+from fer.data import images, preprocess
 from fer.data import CKPLUS_HELP, splits
-from fer.errors import DataError
+from fer.data.images import shown
+from fer.errors import DataError, ImageReadError
 from fer.settings import Split
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+IMAGE_SUFFIXES = images.IMAGE_SUFFIXES
 SPLITS = splits.SPLITS
 SUBJECT_RE = re.compile(r"^(?P<subject>S\d+)_(?P<sequence>\d+)(?:_(?P<frame>\d+))?", re.IGNORECASE)
 
@@ -60,83 +62,47 @@ def parse_name(path: Path, source: str = "main") -> tuple[str, str, bool]:
     return f"{prefix}{path.parent.name}/{path.name}", path.stem, False
 
 
-def _class_dirs(root: Path) -> dict[int, Path]:
-    if not root.exists():
-        raise DataError(f"data folder {root} does not exist. " + CKPLUS_HELP.format(root=root))
-    if not root.is_dir():
-        raise DataError(f"data path {root} is not a folder. " + CKPLUS_HELP.format(root=root))
-    found: dict[int, Path] = {}
-    for entry in sorted(root.iterdir()):
-        if entry.name.startswith("."):
-            continue
-        if entry.is_file():
-            if entry.name.lower() not in {"readme.md", "readme.txt", "readme"}:
-                log.warning("skipped stray file at the top of %s: %s (images belong in <class>/ folders)",
-                            root, entry.name)
-            continue
-        key = entry.name.lower()
-        if key not in CLASSES:
-            log.warning("skipped unknown folder %s: not one of the 7 CK+ classes %s", entry, ", ".join(CLASSES))
-            continue
-        idx = CLASSES.index(key)
-        if idx in found:
-            raise DataError(f"two folders name class {key!r}: {found[idx]} and {entry}. "
-                            "Merge them into one folder.")
-        found[idx] = entry
-    return found
-
-
 def _read_image(path: Path) -> tuple[np.ndarray, str, str] | None:
-    """Decode one image file -> (48x48 uint8, original size, original mode); None (logged) if unusable."""
+    """Decode one image file (:func:`fer.data.images.read_image`, the reader the app uses too) -> (48x48
+    uint8, original size, original mode); None (logged) if unusable."""
     try:
-        if path.stat().st_size == 0:
-            log.warning("skipped empty (0-byte) file %s", path)
-            return None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(path) as im:
-                im.load()
-                mode, size = im.mode, f"{im.width}x{im.height}"
-                if mode == "P" or mode == "PA":
-                    im = im.convert("RGBA" if "transparency" in im.info or mode == "PA" else "RGB")
-                elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
-                    im = im.convert("RGB")
-                arr = np.asarray(im)
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
-        log.warning("skipped unreadable image %s (%s): re-export or delete it", path, type(exc).__name__)
+        pic = images.read_image(path)
+    except ImageReadError as exc:
+        log.warning("skipped %s", exc)
         return None
+    arr = pic.pixels
     if arr.ndim not in (2, 3) or arr.shape[0] < 8 or arr.shape[1] < 8:
-        log.warning("skipped %s: image of shape %s is too small or not 2-D", path, arr.shape)
+        log.warning("skipped %s: image of shape %s is too small or not 2-D", shown(path), arr.shape)
         return None
     img = preprocess.to_model_image(arr, "RGB", IMAGE_SIZE)
-    return img, size, mode
+    return img, pic.size, pic.mode
 
 
 def scan(root: str | Path, source: str = "main") -> list[Record]:
-    """Read every usable image below ``root`` (see module doc). Raises :class:`DataError`."""
+    """Read every usable image below ``root``: the files :func:`fer.data.images.list_files` lists (see module
+    doc); every other entry is a logged skip. Raises :class:`DataError`."""
     root = Path(root)
-    dirs = _class_dirs(root)
+    listing = images.list_files(root)
+    for line in listing.skipped:
+        log.warning("%s", line)
+    for idx, folders in sorted(listing.folders.items()):
+        if len(folders) > 1:
+            raise DataError(f"two folders name class {CLASSES[idx]!r}: {shown(folders[0])} and {shown(folders[1])}. "
+                            "Merge them into one folder.")
+    dirs = {idx: folders[0] for idx, folders in listing.folders.items()}
     if not dirs:
-        raise DataError(f"no class folders in {root}. " + CKPLUS_HELP.format(root=root))
+        raise DataError(f"no class folders in {shown(root)}. " + CKPLUS_HELP.format(root=root))
     for idx, cls in enumerate(CLASSES):
         if idx not in dirs:
-            log.warning("class folder %r is missing in %s: the model will see no %s examples", cls, root, cls)
+            log.warning("class folder %r is missing in %s: the model will see no %s examples", cls, shown(root), cls)
     records: list[Record] = []
     resized = converted = 0
-    listing = {idx: sorted(p for p in folder.iterdir() if not p.name.startswith(".")) for idx, folder in dirs.items()}
     # One buffer for the pixels of every candidate file (records hold views into it): a FER2013-sized set is
     # one 80 MB array instead of 35,000 small ones.
-    pixels = np.empty((sum(map(len, listing.values())), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+    pixels = np.empty((len(listing.used()), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     for idx, folder in sorted(dirs.items()):
-        files = listing[idx]
         kept = 0
-        for p in files:
-            if p.is_dir():
-                log.warning("skipped nested folder %s (images must sit directly in %s)", p, folder)
-                continue
-            if p.suffix.lower() not in IMAGE_SUFFIXES:
-                log.warning("skipped non-image file %s (expected .png, .jpg or .jpeg)", p)
-                continue
+        for p in listing.files.get(idx, []):
             got = _read_image(p)
             if got is None:
                 continue
@@ -149,9 +115,9 @@ def scan(root: str | Path, source: str = "main") -> list[Record]:
             records.append(Record(p, idx, subject, sequence, from_name, source, size, mode, pixels[row]))
             kept += 1
         if kept == 0:
-            log.warning("class folder %s holds no usable image", folder)
+            log.warning("class folder %s holds no usable image", shown(folder))
     if not records:
-        raise DataError(f"no usable images in {root}. " + CKPLUS_HELP.format(root=root))
+        raise DataError(f"no usable images in {shown(root)}. " + CKPLUS_HELP.format(root=root))
     if resized:
         log.info("%d images were not %dx%d and were resized (area resampling)", resized, IMAGE_SIZE, IMAGE_SIZE)
     if converted:
@@ -159,7 +125,8 @@ def scan(root: str | Path, source: str = "main") -> list[Record]:
     no_subject = [r for r in records if not r.subject_from_name]
     if no_subject:
         log.warning("%d file names carry no CK+ subject id (e.g. %s): each such file is its own group in the "
-                    "split, so frames of one person may land in two splits", len(no_subject), no_subject[0].path.name)
+                    "split, so frames of one person may land in two splits", len(no_subject),
+                    shown(no_subject[0].path.name))
     return records
 
 
@@ -174,10 +141,10 @@ def drop_duplicates(records: list[Record]) -> list[Record]:
             seen[digest] = r
             kept.append(r)
         elif first.label == r.label:
-            log.warning("skipped duplicate image %s (same pixels as %s)", r.path, first.path)
+            log.warning("skipped duplicate image %s (same pixels as %s)", shown(r.path), shown(first.path))
         else:
-            raise DataError(f"the same image is labelled {CLASSES[first.label]} ({first.path}) and "
-                            f"{CLASSES[r.label]} ({r.path}): delete the wrong copy")
+            raise DataError(f"the same image is labelled {CLASSES[first.label]} ({shown(first.path)}) and "
+                            f"{CLASSES[r.label]} ({shown(r.path)}): delete the wrong copy")
     return kept
 
 

@@ -3,7 +3,9 @@
 Every image that reaches a model — a CK+ file during data preparation, a face crop from a camera frame in
 ``inference.py`` — goes through :func:`to_model_image` (any image array -> 48x48 uint8 grayscale) and then
 :func:`to_tensor` (uint8 batch -> normalised float tensor). Keeping a single implementation is what makes
-the deployed app see the same pixels the model was trained on.
+the deployed app see the same pixels the model was trained on. Image files are decoded by one reader in both,
+:func:`fer.data.images.read_image` (EXIF orientation applied); the app turns its pictures into BGR frames with
+:func:`to_bgr`.
 """
 from __future__ import annotations
 
@@ -18,22 +20,27 @@ MEAN = 0.5
 STD = 0.25
 
 
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Any image array -> uint8: 16-bit (and larger integers) scaled by 1/257, float 0..1 by 255, bool to 0/255."""
+    arr = np.asarray(image)
+    if arr.dtype == np.uint16 or (arr.dtype.kind in "iu" and arr.size and arr.max() > 255):
+        return (arr.astype(np.float64) / 257.0).round().clip(0, 255).astype(np.uint8)
+    if arr.dtype.kind == "f":
+        scale = 255.0 if arr.size and arr.max() <= 1.0 else 1.0
+        return (arr * scale).round().clip(0, 255).astype(np.uint8)
+    if arr.dtype == np.bool_:
+        return arr.astype(np.uint8) * 255
+    return arr.astype(np.uint8, copy=False)
+
+
 def to_gray(image: np.ndarray, channel_order: str = "RGB") -> np.ndarray:
     """Return a 2-D uint8 grayscale array from a 2-D or 3-D (H, W, C) image array.
 
     ``channel_order`` names the order of colour channels ("RGB" for PIL, "BGR" for OpenCV). Alpha is dropped;
-    16-bit and float images are rescaled to 0..255. Luma uses the ITU-R 601 weights in both orders.
+    16-bit and float images are rescaled to 0..255 (:func:`to_uint8`). Luma uses the ITU-R 601 weights in both
+    orders.
     """
-    arr = np.asarray(image)
-    if arr.dtype == np.uint16 or (arr.dtype.kind in "iu" and arr.size and arr.max() > 255):
-        arr = (arr.astype(np.float64) / 257.0).round().clip(0, 255).astype(np.uint8)
-    elif arr.dtype.kind == "f":
-        scale = 255.0 if arr.size and arr.max() <= 1.0 else 1.0
-        arr = (arr * scale).round().clip(0, 255).astype(np.uint8)
-    elif arr.dtype == np.bool_:
-        arr = arr.astype(np.uint8) * 255
-    else:
-        arr = arr.astype(np.uint8, copy=False)
+    arr = to_uint8(image)
     if arr.ndim == 2:
         return arr
     if arr.ndim != 3:
@@ -48,6 +55,20 @@ def to_gray(image: np.ndarray, channel_order: str = "RGB") -> np.ndarray:
     rgb = arr[:, :, :3]
     code = cv2.COLOR_RGB2GRAY if channel_order.upper() == "RGB" else cv2.COLOR_BGR2GRAY
     return cv2.cvtColor(np.ascontiguousarray(rgb), code)
+
+
+def to_bgr(image: np.ndarray) -> np.ndarray:
+    """An image array in RGB(A) order or gray (:func:`fer.data.images.read_image`) -> 8-bit 3-channel BGR, the
+    inference app's frame format. Same 8-bit conversion and channel choice as :func:`to_gray`, so
+    ``to_gray(to_bgr(x), "BGR") == to_gray(x, "RGB")``: the app and data preparation see the same pixels."""
+    arr = to_uint8(image)
+    if arr.ndim == 3 and arr.shape[2] in (1, 2):  # gray (+ alpha)
+        arr = arr[:, :, 0]
+    if arr.ndim == 2:
+        return cv2.cvtColor(np.ascontiguousarray(arr), cv2.COLOR_GRAY2BGR)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise ValueError(f"expected a 2-D or 3-D image array with 1 to 4 channels, got shape {arr.shape}")
+    return cv2.cvtColor(np.ascontiguousarray(arr[:, :, :3]), cv2.COLOR_RGB2BGR)
 
 
 def to_model_image(image: np.ndarray, channel_order: str = "RGB", size: int = IMAGE_SIZE) -> np.ndarray:
