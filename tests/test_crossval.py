@@ -178,3 +178,50 @@ def test_out_of_fold_check_refuses_a_duplicate_or_a_leak():
         crossval.check_out_of_fold(preds.assign(index=[0, 0, 2, 3]), [0, 0, 1, 1], 4)
     with pytest.raises(ValueError, match="another fold's model"):
         crossval.check_out_of_fold(preds, [0, 1, 1, 1], 4)
+
+
+# ------------------------------------------------------------------------------ a separate test folder
+def test_a_separate_test_folder_is_every_folds_external_test_set(tmp_path):
+    """data.test_path with folds: the folds are drawn over data.path's subjects only; the separate folder's
+    images are in no fold and are the "external" split of every fold; each fold's model is evaluated on them
+    too (external_* in its metrics, mean and interval over folds in the table); the out-of-fold check ignores
+    them."""
+    from fer.data import datasets, splits, synthetic
+    from fer.models import nets
+    from fer import checkpoints
+    from fer.settings import Split
+    from fer.stages.evaluate import evaluate
+
+    synthetic.generate(tmp_path / "main", n_subjects=9, seed=1, progress=False)
+    synthetic.generate(tmp_path / "ext", n_subjects=3, seed=2, first_subject=50, progress=False)
+    split = Split(train=0.7, val=0.15, test=0.15, seed=0, folds=3)
+    datasets.prepare(tmp_path / "main", tmp_path / "ds.pt", tmp_path / "m.csv", split, test_root=tmp_path / "ext")
+    ds = datasets.load_prepared(tmp_path / "ds.pt")
+    ext = np.array([s.startswith("S05") for s in ds["subjects"]])
+    assert ext.any() and (ds["folds"].numpy()[ext] == -1).all() and (ds["folds"].numpy()[~ext] >= 0).all()
+    assert set(ds["folds"].numpy()[~ext]) == {0, 1, 2}
+    rows = []
+    for fold in range(FOLDS):
+        fd = datasets.fold_dataset(ds, fold)
+        sp = fd["split"].numpy()
+        assert (sp[ext] == splits.EXTERNAL).all() and not (sp[~ext] == splits.EXTERNAL).any()
+        torch.save(fd, tmp_path / f"fold{fold}.pt")
+        model = nets.FERNet(channels=[4, 8, 8], hidden=16, dropout=0.1).eval()
+        checkpoints.save_checkpoint(tmp_path / f"kd{fold}.pt", "kd", nets.current_arch(model), model.state_dict(),
+                                    {"seed": 0})
+        out = evaluate(variant="kd", weights=tmp_path / f"kd{fold}.pt", dataset=tmp_path / f"fold{fold}.pt",
+                       out_metrics=tmp_path / f"m{fold}.json", out_predictions=tmp_path / f"p{fold}.csv",
+                       out_confusion=tmp_path / f"c{fold}.png")
+        assert out["external_images"] == int(ext.sum()) and out["test_images"] == int((sp == 2).sum())
+        assert 0.0 <= out["external_accuracy"] <= 1.0
+        p = pd.read_csv(tmp_path / f"p{fold}.csv").assign(variant="kd", fold=fold, seed=0)
+        assert not ext[p["index"].to_numpy()].any()  # the fold's own test subjects only
+        rows.append((out, p))
+    preds = pd.concat([p for _, p in rows])
+    crossval.check_out_of_fold(preds, ds["folds"].numpy(), len(ds["labels"]))
+    table = crossval.summarize([r for r, _ in rows], preds, ["kd"], FOLDS, [])
+    r = table.iloc[0]
+    assert r["external_accuracy"] == pytest.approx(np.mean([o["external_accuracy"] for o, _ in rows]))
+    assert r["external_images"] == int(ext.sum()) and "external_accuracy_ci_low" in table
+    manifest = pd.read_csv(tmp_path / "m.csv")
+    assert set(manifest.loc[manifest["source"] == "test", "split"]) == {"external"}

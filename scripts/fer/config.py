@@ -177,9 +177,6 @@ def check_semantics(config: dict, base_dir: Path) -> None:
     else:
         if sp["folds"] < 3:
             raise ConfigError("config key data.split.folds: k-fold needs at least 3 folds (test, val, train)")
-        if d["test_path"]:
-            raise ConfigError("config key data.test_path: a separate test folder with data.split.folds is not "
-                              "supported yet (cross-validation tests on every subject of data.path); set one of them")
     if config["seeds"] and not sp["folds"]:
         raise ConfigError("config key seeds: repeats need cross-validation (data.split.folds >= 3); for one split "
                           "set `seed` instead")

@@ -150,8 +150,13 @@ def drop_duplicates(records: list[Record]) -> list[Record]:
 
 # ---------------------------------------------------------------------------------------------- prepare
 def prepare(root, out_tensor, out_manifest, split_cfg: Split, test_root=None) -> dict:
-    """Scan, de-duplicate, split and write ``out_tensor`` (torch file) and ``out_manifest`` (CSV)."""
+    """Scan, de-duplicate, split and write ``out_tensor`` (torch file) and ``out_manifest`` (CSV).
+
+    With ``test_root`` (data.test_path) its images are the test set; with folds as well, the folds are drawn
+    over ``root``'s subjects only and the separate folder is every fold's extra ``external`` test set (fold -1,
+    :data:`fer.data.splits.EXTERNAL`)."""
     records = scan(root, "main")
+    fold_of = None
     if test_root:
         test_records = scan(test_root, "test")
         records = drop_duplicates(records + test_records)
@@ -161,17 +166,26 @@ def prepare(root, out_tensor, out_manifest, split_cfg: Split, test_root=None) ->
         if overlap:
             raise DataError(f"subjects {sorted(overlap)[:5]} appear both in {root} and in the test folder "
                             f"{test_root}: a subject-independent test set must hold other subjects")
-        cfg = dataclasses.replace(split_cfg, folds=0, test=0.0)
-        s_main = splits.assign_splits([r.subject for r in main], [r.label for r in main], cfg)
         records = main + test
-        split = np.concatenate([s_main, np.full(len(test), 2, dtype=np.int8)])
+        if split_cfg.folds:
+            _check_enough_subjects(main, split_cfg.folds, root)
+            main_folds = splits.kfold_groups([r.subject for r in main], [r.label for r in main], split_cfg.folds,
+                                             split_cfg.seed)
+            fold_of = np.concatenate([main_folds, np.full(len(test), -1)]).astype(np.int8)
+            split = splits.fold_split(fold_of, 0, split_cfg.folds)
+        else:
+            cfg = dataclasses.replace(split_cfg, folds=0, test=0.0)
+            s_main = splits.assign_splits([r.subject for r in main], [r.label for r in main], cfg)
+            split = np.concatenate([s_main, np.full(len(test), 2, dtype=np.int8)])
     else:
         records = drop_duplicates(records)
-        n_groups = len({r.subject for r in records})
-        if split_cfg.folds and n_groups < split_cfg.folds:
-            raise DataError(f"data.split.folds={split_cfg.folds} but {root} holds only {n_groups} subjects (groups "
-                            f"of images): every fold needs its own subjects; use at most {n_groups} folds")
-        split = splits.assign_splits([r.subject for r in records], [r.label for r in records], split_cfg)
+        if split_cfg.folds:
+            _check_enough_subjects(records, split_cfg.folds, root)
+            fold_of = splits.kfold_groups([r.subject for r in records], [r.label for r in records], split_cfg.folds,
+                                          split_cfg.seed).astype(np.int8)
+            split = splits.fold_split(fold_of, 0, split_cfg.folds)
+        else:
+            split = splits.assign_splits([r.subject for r in records], [r.label for r in records], split_cfg)
     n_groups = len({r.subject for r in records})
     for i, name in enumerate(SPLITS):
         if not (split == i).any():
@@ -183,10 +197,10 @@ def prepare(root, out_tensor, out_manifest, split_cfg: Split, test_root=None) ->
     subjects = [r.subject for r in records]
     splits.check_subject_independent(subjects, split)
     payload = {"images": images, "labels": labels, "split": split_t, "classes": list(CLASSES), "subjects": subjects}
-    if split_cfg.folds and not test_root:
-        # cross-validation: the fold of every image (by subject); `split` is fold 0's, the others follow
-        payload["folds"] = torch.from_numpy(splits.kfold_groups(subjects, labels.numpy(), split_cfg.folds,
-                                                                split_cfg.seed).astype(np.int8))
+    if fold_of is not None:
+        # cross-validation: the fold of every image (by subject; -1: the separate test folder); `split` is
+        # fold 0's, the others follow (fer.data.splits.fold_split)
+        payload["folds"] = torch.from_numpy(fold_of)
         payload["k"] = int(split_cfg.folds)
     files.save_torch(out_tensor, payload)
     with files.atomic_path(out_manifest) as tmp, open(tmp, "w", newline="") as fh:
@@ -194,13 +208,20 @@ def prepare(root, out_tensor, out_manifest, split_cfg: Split, test_root=None) ->
         w.writerow(["file", "class", "label", "subject", "sequence", "split", "subject_from_filename",
                     "source", "orig_size", "orig_mode"])
         for r, s in zip(records, split):
-            w.writerow([str(r.path), CLASSES[r.label], r.label, r.subject, r.sequence, SPLITS[s],
+            w.writerow([str(r.path), CLASSES[r.label], r.label, r.subject, r.sequence, splits.SPLIT_NAMES[s],
                         int(r.subject_from_name), r.source, r.orig_size, r.orig_mode])
     stats = splits.split_stats(labels.numpy(), split, subjects)
-    for s in SPLITS:
-        log.info("%-5s: %4d images, %3d subjects, per class %s", s, stats[s]["images"], stats[s]["subjects"],
+    for s in stats:
+        log.info("%-8s: %4d images, %3d subjects, per class %s", s, stats[s]["images"], stats[s]["subjects"],
                  stats[s]["per_class"])
     return stats
+
+
+def _check_enough_subjects(records: list[Record], folds: int, root) -> None:
+    n_groups = len({r.subject for r in records})
+    if n_groups < folds:
+        raise DataError(f"data.split.folds={folds} but {root} holds only {n_groups} subjects (groups "
+                        f"of images): every fold needs its own subjects; use at most {n_groups} folds")
 
 
 def pack_images(records: list[Record]) -> np.ndarray:

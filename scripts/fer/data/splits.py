@@ -10,6 +10,10 @@ from fer import CLASSES
 from fer.settings import Split
 
 SPLITS = ("train", "val", "test")
+# With cross-validation and data.test_path: the separate test folder's images are in no fold (fold -1) and
+# are every fold's "external" test set, besides the fold's own test subjects.
+EXTERNAL = 3
+SPLIT_NAMES = (*SPLITS, "external")
 
 
 def _group_table(groups, labels):
@@ -100,13 +104,15 @@ def kfold_groups(groups, labels, k: int, seed: int = 0) -> np.ndarray:
 
 def fold_split(fold_of, fold: int, k: int) -> np.ndarray:
     """The split of cross-validation fold ``fold``: its own subjects are the test set, the next fold's
-    subjects (``(fold + 1) % k``) the validation set for model selection, every other fold trains."""
+    subjects (``(fold + 1) % k``) the validation set for model selection, every other fold trains. Images in no
+    fold (``-1``: a separate test folder) are the :data:`EXTERNAL` split of every fold."""
     fold_of = np.asarray(fold_of)
     if not 0 <= int(fold) < int(k):
         raise ValueError(f"fold {fold} is not in 0..{k - 1}")
     out = np.zeros(len(fold_of), dtype=np.int8)
     out[fold_of == (int(fold) + 1) % int(k)] = 1
     out[fold_of == int(fold)] = 2
+    out[fold_of < 0] = EXTERNAL
     return out
 
 
@@ -131,7 +137,8 @@ def check_subject_independent(subjects, split) -> None:
 
 def split_stats(labels, split, subjects) -> dict:
     out = {}
-    for i, s in enumerate(SPLITS):
+    names = SPLIT_NAMES if (np.asarray(split) == EXTERNAL).any() else SPLITS
+    for i, s in enumerate(names):
         m = np.asarray(split) == i
         out[s] = {"images": int(m.sum()),
                   "subjects": len({g for g, k in zip(subjects, m) if k}),

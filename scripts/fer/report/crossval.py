@@ -70,7 +70,9 @@ def paired(diffs) -> dict:
 
 def fold_table(rows: list[dict]) -> pd.DataFrame:
     """One row per variant, fold and seed: accuracy, macro-F1, test images and subjects."""
-    keep = ("variant", "fold", "seed", "accuracy", "macro_f1", "test_images", "test_subjects")
+    keep = ["variant", "fold", "seed", "accuracy", "macro_f1", "test_images", "test_subjects"]
+    if any("external_accuracy" in r for r in rows):  # data.test_path with folds
+        keep += ["external_accuracy", "external_macro_f1", "external_images"]
     return pd.DataFrame([{k: r.get(k) for k in keep} for r in rows]).sort_values(["variant", "fold", "seed"])
 
 
@@ -81,12 +83,14 @@ def per_fold(table: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 def check_out_of_fold(predictions: pd.DataFrame, folds_of_image, n_images: int) -> None:
     """Every image predicted exactly once per variant and seed, by the model of the fold that holds its subject
-    (so by a model that never saw that subject). Raises ValueError otherwise."""
+    (so by a model that never saw that subject); images in no fold (data.test_path) are not among them.
+    Raises ValueError otherwise."""
     folds_of_image = np.asarray(folds_of_image)
+    in_folds = folds_of_image >= 0  # -1: a separate test folder (data.test_path), in no fold
     for (variant, seed), p in predictions.groupby(["variant", "seed"]):
         counts = np.bincount(p["index"].to_numpy(), minlength=n_images)
-        if not (counts == 1).all():
-            bad = int((counts != 1).sum())
+        if not (counts[in_folds] == 1).all() or (counts[~in_folds] != 0).any():
+            bad = int((counts[in_folds] != 1).sum() + (counts[~in_folds] != 0).sum())
             raise ValueError(f"{variant} (seed {seed}): {bad} images are not predicted exactly once over the folds")
         wrong = p[folds_of_image[p["index"].to_numpy()] != p["fold"].to_numpy()]
         if len(wrong):
@@ -124,6 +128,13 @@ def summarize(rows: list[dict], predictions: pd.DataFrame, variants: list[str], 
                "test_images": int(t["test_images"].sum() // n_seeds),
                "test_subjects": int(t["test_subjects"].sum() // n_seeds),
                "interval": INTERVAL}
+        if "external_accuracy" in t and t["external_accuracy"].notna().any():
+            # data.test_path: every fold's model on the same separate folder (mean and interval over folds)
+            for metric in ("external_accuracy", "external_macro_f1"):
+                e = t_interval(per_fold(table, metric).loc[v].dropna())
+                row.update({metric: e["mean"], f"{metric}_std": e["std"], f"{metric}_ci_low": e["ci_low"],
+                            f"{metric}_ci_high": e["ci_high"]})
+            row["external_images"] = int(t["external_images"].iloc[0])
         if len(seeds) > 1:
             row["accuracy_seed_std"] = float(t.groupby("fold")["accuracy"].std(ddof=1).mean())
         row["protocol"] = (f"{k}-fold cross-validation by subject ({row['test_subjects']} subjects, "

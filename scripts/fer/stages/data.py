@@ -55,8 +55,8 @@ def split_fold(*, fold: int, dataset, manifest, out_dataset, out_manifest) -> di
         w = csv.DictWriter(fh, fieldnames=[*rows[0], "fold"])
         w.writeheader()
         for r, s, f in zip(rows, split, ds["folds"].tolist()):
-            w.writerow({**r, "split": splits.SPLITS[s], "fold": f})
+            w.writerow({**r, "split": splits.SPLIT_NAMES[s], "fold": f})
     stats = splits.split_stats(labels, split, ds["subjects"])
-    for s in splits.SPLITS:
+    for s in stats:
         log.info("fold %d %-5s: %4d images, %3d subjects", fold, s, stats[s]["images"], stats[s]["subjects"])
     return {"fold": fold, "sizes": np.bincount(split, minlength=3).tolist()}

@@ -13,7 +13,7 @@ import torch
 
 from fer import checkpoints, files, variants
 from fer.compression import size
-from fer.data import datasets
+from fer.data import datasets, splits
 from fer.errors import FERError
 from fer.models import nets, training
 from fer.report import crossval, metrics, plots
@@ -43,6 +43,15 @@ def evaluate(*, variant: str, weights, dataset, out_metrics, out_predictions, ou
            "accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"], "test_images": rep["n"],
            "test_subjects": len(test_subjects), **{k: v for k, v in rep.items() if k not in ("accuracy", "macro_f1", "n")},
            "protocol": "subject-independent test split of results/data/manifest.csv; batch evaluation in eval mode"}
+    external = ds["split"] == splits.EXTERNAL
+    if bool(external.any()):  # data.test_path with folds: the separate folder, the same for every fold
+        ext = metrics.classification_report(ds["labels"][external].numpy(),
+                                            training.predict_logits(model, ds["images"][external]).argmax(1).numpy())
+        out.update({"external_accuracy": ext["accuracy"], "external_macro_f1": ext["macro_f1"],
+                    "external_images": ext["n"],
+                    "external_subjects": len({s for s, k in zip(ds["subjects"], external.tolist()) if k})})
+        log.info("%s: external test folder accuracy %.4f  macro-F1 %.4f (n=%d)", variant, ext["accuracy"],
+                 ext["macro_f1"], ext["n"])
     if "fold" in ds:  # cross-validation: this fold's test subjects, never seen by its training or model selection
         out["fold"] = ds["fold"]
         out["seed"] = ckpt["meta"]["seed"]
