@@ -21,7 +21,7 @@ import torch
 
 from conftest import REPO
 
-from fer import CLASSES, checkpoints, variants
+from fer import CLASSES, checkpoints, files, variants
 from fer.app import classifiers, cli, facedetect, output, sample_media, sources
 from fer.compression import quantize
 from fer.data import datasets, preprocess
@@ -46,7 +46,33 @@ def root(tmp_path_factory) -> Path:
         torch.onnx.export(model, torch.zeros(1, 1, 48, 48), str(onnx), dynamo=False, opset_version=13,
                           input_names=["input"], output_names=["logits"],
                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    _sidecar(onnx, "kd")
     return root
+
+
+def _sidecar(onnx: Path, variant: str) -> None:
+    """The part of export_onnx's sidecar that readers check: the variant and the graph's SHA-256."""
+    onnx.with_suffix(".json").write_text(json.dumps({"variant": variant,
+                                                     "onnx_sha256": files.file_digest(onnx, full=True)}))
+
+
+def test_an_onnx_graph_that_is_not_the_exported_one_is_refused(root, tmp_path, astronaut, capsys):
+    """A graph changed after its export, one copied over another variant's, or one without its export record:
+    one line naming the file and the target to rebuild, before any frame is processed."""
+    other = tmp_path / "root"
+    shutil.copytree(root, other)
+    onnx = variants.onnx_path("kd", other)
+    with open(onnx, "ab") as fh:
+        fh.write(b"\0")  # changed after the export
+    rc, out, err = run_app(capsys, *base(other, "--source", astronaut, "--runtime", "onnx"))
+    assert_clean_error(rc, err, "kd.onnx", "SHA-256 differs", "snakemake --cores all results/onnx/kd.onnx")
+    shutil.copy(variants.onnx_path("kd", root), onnx)
+    _sidecar(onnx, "teacher")  # the teacher's graph copied over kd's
+    rc, out, err = run_app(capsys, *base(other, "--source", astronaut, "--runtime", "onnx"))
+    assert_clean_error(rc, err, "recorded as the graph of 'teacher', not of 'kd'")
+    onnx.with_suffix(".json").unlink()
+    rc, out, err = run_app(capsys, *base(other, "--source", astronaut, "--runtime", "onnx"))
+    assert_clean_error(rc, err, "has no readable export record kd.json")
 
 
 @pytest.fixture(scope="module")

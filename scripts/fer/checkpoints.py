@@ -7,8 +7,10 @@ the quantized module before loading its state_dict.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+from fer import files
 from fer.compression import quantize
 from fer.errors import CheckpointError
 from fer.files import load_torch, save_torch
@@ -47,6 +49,27 @@ def load_checkpoint(path, variant: str | None = None) -> dict:
         raise _refuse(path, f"holds the weights of {ckpt.get('variant')!r}, not of {variant!r} (a file copied "
                             "over another?)")
     return ckpt
+
+
+def check_onnx(path, variant: str) -> dict:
+    """An exported ONNX graph checked against its sidecar (``<name>.json``, written by rule export_onnx): the
+    sidecar must exist, name ``variant`` and hold the graph's SHA-256 (a graph copied over another, or changed
+    after its export, is refused). Returns the sidecar."""
+    path = Path(path)
+    sidecar = path.with_suffix(".json")
+    if not path.is_file():
+        raise CheckpointError(f"{path} does not exist: build it (`snakemake --cores all {path}`)", "does not exist")
+    try:
+        info = json.loads(sidecar.read_text())
+    except (OSError, ValueError) as exc:
+        raise _refuse(path, f"has no readable export record {sidecar.name} ({type(exc).__name__})") from None
+    if not isinstance(info, dict) or info.get("variant") != variant:
+        raise _refuse(path, f"is recorded as the graph of {info.get('variant') if isinstance(info, dict) else None!r}, "
+                            f"not of {variant!r}")
+    if info.get("onnx_sha256") != files.file_digest(path, full=True):
+        raise _refuse(path, f"is not the graph that was exported (its SHA-256 differs from {sidecar.name}: copied "
+                            "over or changed after the export?)")
+    return info
 
 
 def load_model(path: str | Path, variant: str | None = None):

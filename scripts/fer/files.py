@@ -83,10 +83,11 @@ def load_torch(path):
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def file_digest(path) -> str:
-    """The first 16 hex digits of a file's SHA-256 (resume keys: a change of an input restarts training)."""
+def file_digest(path, full: bool = False) -> str:
+    """The first 16 hex digits of a file's SHA-256 (resume keys: a change of an input restarts training);
+    ``full``: all 64 (content hashes recorded beside an artefact)."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
-    return h.hexdigest()[:16]
+    return h.hexdigest() if full else h.hexdigest()[:16]

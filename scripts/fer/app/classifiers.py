@@ -85,8 +85,10 @@ class TorchClassifier:
 class OnnxClassifier:
     runtime = "onnx"
 
-    def __init__(self, path: Path, device: str = "cpu", threads: int = 0):
+    def __init__(self, path: Path, device: str = "cpu", threads: int = 0, variant: str | None = None):
         self.path = Path(path)
+        if variant is not None:  # the graph of this variant, as exported (its sidecar's name and SHA-256)
+            checkpoints.check_onnx(self.path, variant)
         self.session = ort.session(self.path, threads, providers=ort.providers_for(device))
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
@@ -111,7 +113,7 @@ def load_classifier(variant: str, runtime: str, root: Path, device: str = "cpu",
                        f"`{build_target(path, root)}`")
     try:
         with quiet_opencv():
-            clf = TorchClassifier(path, device, variant) if runtime == "torch" else OnnxClassifier(path, device, threads)
+            clf = TorchClassifier(path, device, variant) if runtime == "torch" else OnnxClassifier(path, device, threads, variant)
         clf(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.uint8))  # warm-up, and a check that it really runs
     except CheckpointError as exc:  # damaged, or another variant's weights: the app's own build hint
         raise FERError(f"could not load {what} {path}: it {exc.reason}; rebuild it with "

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import logging
 import os
 import platform
@@ -298,7 +297,7 @@ def benchmark(variant: str, runtime: str, weights, onnx=None, runs: int = 100, w
         else:
             fmt = None
             if onnx_info and Path(onnx_info).is_file():
-                fmt = json.loads(Path(onnx_info).read_text()).get("format")
+                fmt = checkpoints.check_onnx(onnx, variant).get("format")  # the graph of this variant, as exported
             fields, out = bench_onnxruntime(onnx, runs, warmup, threads, bits, x, fmt)
             with torch.inference_mode():
                 ref = checkpoints.load_model(weights)(torch.from_numpy(x)).float().numpy()

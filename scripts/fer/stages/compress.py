@@ -148,6 +148,7 @@ def export_onnx(*, variant: str, weights, dataset, out_onnx, out_json, opset: in
                   "preprocessing": f"gray uint8 -> x / 255 -> (x - {preprocess.MEAN}) / {preprocess.STD}"},
         "output": {"name": onnx_export.OUTPUT, "shape": ["batch", 7]},
         "onnx_file_size_bytes": os.path.getsize(out_onnx),
+        "onnx_sha256": files.file_digest(out_onnx, full=True),  # checked by every reader (checkpoints.check_onnx)
         "parity": {"split": split, **par, "tolerance": tolerance, "within_tolerance": ok},
         "note": onnx_export.FORMAT_NOTES[fmt],
     }
