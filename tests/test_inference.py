@@ -233,6 +233,22 @@ def test_folder_source_writes_one_image_each_and_warns_on_no_face(root, astronau
     assert sorted(p.name for p in (tmp_path / "annotated").iterdir()) == ["a_astronaut.png", "b_blank.png"]
 
 
+def test_inputs_sharing_a_stem_get_one_result_file_each(root, astronaut, tmp_path, capsys):
+    """a.png and a.jpg (and a.PNG) would both become a.png: every input gets its own result, none overwritten,
+    and the summary counts what is on disk."""
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    img = cv2.imread(str(astronaut))
+    for name in ("a.png", "a.jpg", "a.jpeg"):
+        cv2.imwrite(str(folder / name), img)
+    rc, out, err = run_app(capsys, *base(root, "--source", folder, "--output", tmp_path / "annotated", "--json"))
+    assert rc == 0, err
+    names = sorted(p.name for p in (tmp_path / "annotated").iterdir())
+    assert names == ["a.png", "a_jpg.png", "a_png.png"]  # in input order: a.jpeg, a.jpg, a.png
+    summary = [json.loads(line) for line in out.splitlines() if '"summary"' in line][0]
+    assert summary["frames"] == len(names)
+
+
 def test_evaluate_writes_csv_per_runtime(root, astronaut, capsys):
     for rt in ("torch", "onnx"):
         rc, out, err = run_app(capsys, *base(root, "--source", astronaut, "--runtime", rt, "--evaluate"))

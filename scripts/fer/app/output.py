@@ -96,18 +96,32 @@ class OutputWriter:
         self.count = 0
         self.pending: np.ndarray | None = None
         self.written: list[Path] = []
+        self.used: set[str] = set()  # result names given in folder mode
 
     def write(self, frame: np.ndarray, name: str) -> None:
         if self.mode == "image":
             self.pending = frame.copy()  # written by close(): a failed run leaves no half result
         elif self.mode == "folder":
-            stem = Path(name).stem if "." in name else name.replace(" ", "_")
-            self._write_image(self.path / f"{stem}.png", frame)
+            self._write_image(self.path / self._unique_name(name), frame)
         else:
             if self.writer is None:
                 self._open_video(frame)
             self.writer.write(frame)
         self.count += 1
+
+    def _unique_name(self, name: str) -> str:
+        """``<stem>.png`` for input ``name``; inputs that would share one (``a.png`` and ``a.jpg``) get their
+        extension in the name (``a_jpg.png``), then a counter: one result file per input, never overwritten."""
+        stem = Path(name).stem if "." in name else name.replace(" ", "_")
+        candidates = [f"{stem}.png"]
+        if "." in name:
+            candidates.append(f"{stem}_{Path(name).suffix.lstrip('.').lower()}.png")
+        candidates += [f"{stem}_{i}.png" for i in range(2, 10**6)]
+        for c in candidates:
+            if c not in self.used:
+                self.used.add(c)
+                return c
+        raise FERError(f"--output {self.path}: too many inputs named {stem}")
 
     def _write_image(self, path: Path, frame: np.ndarray) -> None:
         ok, buf = cv2.imencode(path.suffix or ".png", frame)
