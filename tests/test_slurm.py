@@ -6,7 +6,8 @@ Their session fixture brings a single-node cluster on localhost up with tools/sl
 and takes it down again afterwards, unless it was already up before the session.
 
 Cluster tests: a two-rule smoke workflow (tests/slurm_smoke/), and a subset of the real pipeline's tiny
-synthetic DAG (data -> teacher -> KD student -> evaluation) whose results must equal a local run's.
+synthetic DAG with 3 folds (data -> fold splits -> teachers -> KD students, evaluation) whose results must equal
+a local run's; it prints both wall times and the scheduling overhead per job.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import re
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -245,20 +245,17 @@ def test_smoke_workflow_runs_through_slurm(slurm_cluster, tmp_path):
 
 
 # ------------------------------------------------------------------------------- the real pipeline on SLURM
-# A subset of the tiny synthetic DAG, each rule its own SLURM job: synthesize_faces -> prepare_data ->
-# train_teacher -> (train_student_kd, which reads the teacher's weights written by another job | evaluate).
-# The whole DAG has 60+ jobs, far too many for SLURM's per-job overhead in a test. A step of the chain takes
-# until the executor's first status check after the job ended: checks come 2, 14, 36 s after submission, and
-# a job (two snakemake start-ups, then the rule script) takes 10-30 s on a busy 2-core machine, so ~36 s per
-# step. Hence four steps; adding "results/metrics/kd.json" (and evaluate: 2 in REAL_JOBS) would compare the
-# student's metrics too, for one more step.
-REAL_TARGETS = ("results/metrics/teacher.json", "weights/kd.pt")
-REAL_JOBS = {"synthesize_faces": 1, "prepare_data": 1, "train_teacher": 1, "train_student_kd": 1, "evaluate": 1}
-REAL_VARIANTS = ("teacher", "kd")  # weights and training histories compared; metrics where they were built
+# A subset of the tiny synthetic DAG with 3 cross-validation folds, each rule its own SLURM job:
+# synthesize_faces -> prepare_data -> split_fold (x3) -> train_teacher (x3) -> (train_student_kd, which reads the
+# teacher's weights written by another job | evaluate) (x3). The folds' jobs run side by side as far as the
+# cluster allows. The whole DAG has 60+ jobs, far too many for SLURM's per-job overhead in a test: a step of
+# the chain takes until the executor's first status check after the job ended (checks come 2, 14, 36 s after
+# submission).
 # Wall time asked of SLURM: profiles/slurm set-resources for the training rules, else the rule's own runtime.
 REAL_TIMELIMITS = {
     "synthesize_faces": "00:30:00",
     "prepare_data": "00:30:00",
+    "split_fold": "00:05:00",
     "train_teacher": "06:00:00",
     "train_student_kd": "04:00:00",
     "evaluate": "00:10:00",
@@ -309,39 +306,45 @@ def _history(path: Path) -> list[dict]:
         return [_without_machine_dependent(row) for row in csv.DictReader(fh)]
 
 
+FOLD_TARGETS = tuple(f"results/folds/{f}/{what}" for f in range(3) for what in ("metrics/teacher.json", "weights/kd.pt"))
+FOLD_JOBS = {"synthesize_faces": 1, "prepare_data": 1, "split_fold": 3, "train_teacher": 3, "train_student_kd": 3,
+             "evaluate": 3}
+
+
 @pytest.mark.slurm
 @opt_in
-def test_real_pipeline_through_slurm_matches_local_run(slurm_cluster, tmp_path):
+def test_folds_through_slurm_match_a_local_run_and_report_the_overhead(slurm_cluster, tmp_path):
+    """Cross-validation on the cluster: every fold's jobs go through sbatch (the folds in parallel as far as the
+    cluster allows) and give the local run's weights and metrics. Prints both wall times, the speed-up and
+    the scheduling overhead per job (one node with this machine's cores: the same parallelism as the local
+    run, so the difference is what SLURM costs)."""
+    import yaml
+
     from conftest import TINY_CONFIG, copy_workflow, snakemake
+    from fer import config as fer_config
 
-    on_slurm = copy_workflow(tmp_path / "slurm")
-    local = copy_workflow(tmp_path / "local")
+    cfg = fer_config.merge(yaml.safe_load(TINY_CONFIG.read_text()),
+                           yaml.safe_load((TINY_CONFIG.parent / "tiny_cv.yaml").read_text()))
+    config = tmp_path / "tiny_cv_merged.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    on_slurm, local = copy_workflow(tmp_path / "slurm"), copy_workflow(tmp_path / "local")
 
-    def local_reference():
-        # --configfile after the targets: it takes several values and would swallow them.
-        proc = snakemake(local, *REAL_TARGETS, "--configfile", TINY_CONFIG, configfile=None, timeout=600)
-        seconds = time.monotonic() - t0
-        import torch  # noqa: F401  (for the comparison below: a few seconds on a busy machine, spent here)
-
-        return proc, seconds
-
-    # The local reference run (same config, same targets) runs meanwhile: both mostly wait on Python start-up
-    # and SLURM's status checks, so together they take little longer than the SLURM run alone.
     t0 = time.monotonic()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        local_run = pool.submit(local_reference)
-        run = run_snakemake_on_slurm(
-            on_slurm / "Snakefile", on_slurm, configfile=TINY_CONFIG, targets=REAL_TARGETS, timeout=600
-        )
-        slurm_seconds = time.monotonic() - t0
-        local_proc, local_seconds = local_run.result()
-    print(f"SLURM run {slurm_seconds:.0f} s, local run {local_seconds:.0f} s (concurrently)")
-    assert run.returncode == 0, f"snakemake on SLURM failed ({run.returncode}):\n{run.log[-6000:]}"
-    assert local_proc.returncode == 0, f"local snakemake failed:\n{local_proc.stderr[-6000:]}"
-
-    # (a) Every job went through sbatch (nothing ran as a local rule), and SLURM's accounting saw each one
-    # complete under the run's name, with the wall time the profile (or the rule) asks for.
-    assert {rule: len(ids) for rule, ids in run.job_ids.items()} == REAL_JOBS, run.log[-6000:]
+    local_proc = snakemake(local, *FOLD_TARGETS, "--configfile", config, configfile=None, timeout=600)
+    local_s = time.monotonic() - t0
+    assert local_proc.returncode == 0, local_proc.stderr[-6000:]
+    t0 = time.monotonic()
+    run = run_snakemake_on_slurm(on_slurm / "Snakefile", on_slurm, configfile=config, targets=FOLD_TARGETS,
+                                 timeout=900)
+    slurm_s = time.monotonic() - t0
+    assert run.returncode == 0, run.log[-6000:]
+    assert {rule: len(ids) for rule, ids in run.job_ids.items()} == FOLD_JOBS, run.log[-6000:]
+    n_jobs = sum(FOLD_JOBS.values())
+    print(f"\n3 folds (teacher + KD student + evaluation, tiny config), {n_jobs} jobs on {os.cpu_count()} cores: "
+          f"local {local_s:.0f} s, SLURM {slurm_s:.0f} s, speed-up {local_s / slurm_s:.2f}x, "
+          f"overhead {(slurm_s - local_s) / n_jobs:+.1f} s per job")
+    # Every job went through sbatch (nothing ran as a local rule), and SLURM's accounting saw each one complete
+    # under the run's name, with the wall time the profile (or the rule) asks for.
     assert not re.search(r"^localrule ", run.log, re.M), run.log[-6000:]
     records = sacct_jobs(run.all_job_ids)
     assert set(records) == set(run.all_job_ids)
@@ -349,30 +352,18 @@ def test_real_pipeline_through_slurm_matches_local_run(slurm_cluster, tmp_path):
     assert {r["name"] for r in records.values()} == {run.run_id}
     for rule, ids in run.job_ids.items():
         assert {records[job_id]["timelimit"] for job_id in ids} == {REAL_TIMELIMITS[rule]}, rule
-
-    # (b) The same results as the local run: data set, weights (state_dict tensors: torch.save need not be
+    # The same results as the local run: data set, weights (state_dict tensors: torch.save need not be
     # byte-stable), training histories and metrics.
-    for run_dir in (on_slurm, local):
-        assert all((run_dir / target).is_file() for target in REAL_TARGETS), run_dir
     assert _tensors_sha256(_load(on_slurm / "results/data/dataset.pt")) == _tensors_sha256(
-        _load(local / "results/data/dataset.pt")
-    )
-    assert (on_slurm / "results/data/manifest.csv").read_text() == (local / "results/data/manifest.csv").read_text()
-    for variant in REAL_VARIANTS:
-        a, b = _load(on_slurm / f"weights/{variant}.pt"), _load(local / f"weights/{variant}.pt")
-        assert a["arch"] == b["arch"], variant
-        assert a["state_dict"].keys() == b["state_dict"].keys() and a["state_dict"], variant
-        assert _tensors_sha256(a["state_dict"]) == _tensors_sha256(b["state_dict"]), f"{variant}: weights differ"
-
-        history = f"results/training/{variant}.csv"
-        assert _history(on_slurm / history) == _history(local / history), variant
-
-        metrics = f"results/metrics/{variant}.json"
-        if metrics not in REAL_TARGETS:
-            continue
-        ma = json.loads((on_slurm / metrics).read_text())
-        mb = json.loads((local / metrics).read_text())
-        for key in ("accuracy", "macro_f1", "confusion_matrix"):
-            assert ma[key] == mb[key], (variant, key)
-        assert sum(map(sum, ma["confusion_matrix"])) == ma["test_images"] > 0
-        assert _without_machine_dependent(ma) == _without_machine_dependent(mb), variant
+        _load(local / "results/data/dataset.pt"))
+    for f in range(3):
+        for variant in ("teacher", "kd"):
+            history = f"results/folds/{f}/training/{variant}.csv"
+            assert _history(on_slurm / history) == _history(local / history), (f, variant)
+        a = _load(on_slurm / f"results/folds/{f}/weights/kd.pt")
+        b = _load(local / f"results/folds/{f}/weights/kd.pt")
+        assert _tensors_sha256(a["state_dict"]) == _tensors_sha256(b["state_dict"]), f"fold {f}: weights differ"
+        ma = json.loads((on_slurm / f"results/folds/{f}/metrics/teacher.json").read_text())
+        mb = json.loads((local / f"results/folds/{f}/metrics/teacher.json").read_text())
+        assert ma["fold"] == mb["fold"] == f and ma["accuracy"] == mb["accuracy"]
+        assert _without_machine_dependent(ma) == _without_machine_dependent(mb), f
