@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
 import yaml
 
 from fer import config as fer_config
@@ -41,6 +42,20 @@ def accuracy(model, x, y, flip: bool) -> float:
     if flip:
         logits = (logits.softmax(1) + training.predict_logits(model, x.flip(-1)).softmax(1))
     return float((logits.argmax(1) == y).float().mean())
+
+
+def _cache_path(cfg: dict, fold: int, variant: str, ds) -> Path | None:
+    """Where a trained teacher of this recipe and fold is kept (students are not cached)."""
+    if variant != "teacher":
+        return None
+    key = training.fingerprint({"models": cfg["models"]["teacher"], "train": cfg["train"]["teacher"],
+                                "augment": cfg["augment"], "seed": cfg["seed"], "precision": cfg["train"]["precision"],
+                                "split": cfg["data"]["split"], "fold": fold, "n": len(ds["labels"]),
+                                "subjects": sorted(set(ds["subjects"]))})
+    return Path(cache_dir, f"teacher_{key}.pt")
+
+
+cache_dir = None
 
 
 def run_fold(ds, fold: int, cfg: dict, variants: list[str], want_test: bool) -> list[dict]:
@@ -62,6 +77,18 @@ def run_fold(ds, fold: int, cfg: dict, variants: list[str], want_test: bool) -> 
             raise SystemExit("--variants: kd needs teacher before it")
         t0 = time.perf_counter()
         last = {}
+        cached = _cache_path(cfg, fold, variant, ds) if cache_dir else None
+        if cached is not None and cached.is_file():  # the same teacher recipe on the same fold: trained before
+            saved = torch.load(cached, weights_only=True)
+            model.load_state_dict(saved["state"])
+            model.eval()
+            rows.append(saved["row"])
+            print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in saved["row"].items())
+                  + " (cached)", flush=True)
+            teacher = model
+            for p in teacher.parameters():
+                p.requires_grad_(False)
+            continue
 
         def on_epoch(m, epoch, _last=last):  # the last epoch's weights, before fit() restores the best ones
             if epoch == hp.epochs:
@@ -79,6 +106,8 @@ def run_fold(ds, fold: int, cfg: dict, variants: list[str], want_test: bool) -> 
             row["test"] = accuracy(model, ex, ey, flip=False)
             row["test_flip"] = accuracy(model, ex, ey, flip=True)
         rows.append(row)
+        if cached is not None:
+            torch.save({"state": model.state_dict(), "row": row}, cached)
         print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
         if variant == "teacher":
             teacher = model
@@ -96,11 +125,16 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--test", action="store_true", help="also the test fold (final report only, never to tune)")
     ap.add_argument("--out", help="CSV of the per-fold rows")
+    ap.add_argument("--cache", help="folder keeping trained teachers per recipe and fold (reused by KD-only tries)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     over = yaml.safe_load(Path(args.config).read_text()) if args.config else {}
     cfg = fer_config.load(fer_config.merge(over, {"data": {"path": args.data}}))
     training.set_threads(args.threads)
+    global cache_dir
+    if args.cache:
+        cache_dir = Path(args.cache)
+        cache_dir.mkdir(parents=True, exist_ok=True)
     split = Split.of(cfg["data"]["split"])
     if split.folds < 3:
         raise SystemExit("tune_recipe needs data.split.folds >= 3")
