@@ -353,6 +353,20 @@ def test_weights_not_built_names_the_snakemake_target(tmp_path, astronaut, capsy
     assert_clean_error(rc, err, "not built yet", f"`snakemake --cores all {target}`")
 
 
+def test_a_cross_validated_study_serves_fold_0s_model(root, tmp_path, astronaut, capsys):
+    """With data.split.folds the weights live under results/folds/<f>/weights/: the app uses fold 0's (the model
+    exported to ONNX) and says so; without any, the hint names both targets."""
+    rc, out, err = run_app(capsys, "--model", "kd", "--root", tmp_path, "--no-display", "--source", astronaut)
+    assert_clean_error(rc, err, "`snakemake --cores all weights/kd.pt` (single split",
+                       "`snakemake --cores all results/folds/0/weights/kd.pt` (cross-validation)")
+    fold0 = variants.fold0_weights_path("kd", tmp_path)
+    fold0.parent.mkdir(parents=True)
+    fold0.write_bytes(variants.weights_path("kd", root).read_bytes())
+    rc, out, err = run_app(capsys, "--model", "kd", "--root", tmp_path, "--no-display", "--source", astronaut)
+    assert rc == 0, err
+    assert "using results/folds/0/weights/kd.pt (cross-validation fold 0's model" in err and "face 1:" in out
+
+
 def test_damaged_weights(tmp_path, astronaut, capsys):
     w = variants.weights_path("kd", tmp_path)
     w.parent.mkdir(parents=True)

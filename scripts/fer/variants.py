@@ -22,6 +22,12 @@ def weights_path(variant: str, root: str | Path = ".") -> Path:
     return Path(root) / "weights" / f"{variant}.pt"
 
 
+def fold0_weights_path(variant: str, root: str | Path = ".") -> Path:
+    """Where a cross-validated study (data.split.folds) keeps fold 0's weights: the models that are exported to
+    ONNX and benchmarked, and the ones the app uses when there is no weights/<variant>.pt."""
+    return Path(root) / "results" / "folds" / "0" / "weights" / f"{variant}.pt"
+
+
 def onnx_path(variant: str, root: str | Path = ".") -> Path:
     return Path(root) / "results" / "onnx" / f"{variant}.onnx"
 

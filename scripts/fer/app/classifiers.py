@@ -108,9 +108,14 @@ def load_classifier(variant: str, runtime: str, root: Path, device: str = "cpu",
     root = Path(root)
     path = variants.weights_path(variant, root) if runtime == "torch" else variants.onnx_path(variant, root)
     what = "weights" if runtime == "torch" else "ONNX model"
+    if runtime == "torch" and not path.is_file() and variants.fold0_weights_path(variant, root).is_file():
+        path = variants.fold0_weights_path(variant, root)  # a cross-validated study: fold 0's model, as exported
+        warn(f"using {path.relative_to(root)} (cross-validation fold 0's model, the one exported to ONNX)")
     if not path.is_file():
+        also = (f" (single split, data.split.folds: 0) or `{build_target(variants.fold0_weights_path(variant, root), root)}`"
+                " (cross-validation)") if runtime == "torch" else ""
         raise FERError(f"{what} for {variant} not built yet: {path} does not exist. Build them with "
-                       f"`{build_target(path, root)}`")
+                       f"`{build_target(path, root)}`{also}")
     try:
         with quiet_opencv():
             clf = TorchClassifier(path, device, variant) if runtime == "torch" else OnnxClassifier(path, device, threads, variant)
