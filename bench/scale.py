@@ -196,7 +196,8 @@ def main(argv=None) -> dict:
             raise SystemExit(f"{step} needs {teacher}: run train_teacher first")
         hp = dict(config["train"][role], epochs=1, warmup_epochs=0)
         kwargs = {"dataset": str(dataset), "arch": config["models"][role], "hp": hp, "augment": config["augment"],
-                  "seed": config["seed"], "checkpoint": str(out / "models" / f"{variant}.ckpt"),
+                  "seed": config["seed"], "precision": config["train"]["precision"],
+                  "checkpoint": str(out / "models" / f"{variant}.ckpt"),
                   "out_weights": str(out / "models" / f"{variant}.pt"),
                   "out_history": str(out / "models" / f"{variant}.csv"),
                   "out_plot": str(out / "models" / f"{variant}.png")}

@@ -101,7 +101,8 @@ def main():
             t0 = time.perf_counter()
             res = training.fit(m, tx, ty, vx, vy, hp=hp, augment_cfg=augment, seed=0,
                                teacher=teacher_model if distil else None, kd=kd if distil else None,
-                               checkpoint=Path(tmp) / f"{name}.pt", desc=name, data_key="bench", progress=False)
+                               checkpoint=Path(tmp) / f"{name}.pt", desc=name, data_key="bench", progress=False,
+                               precision=training.resolve_precision(cfg["train"]["precision"]))
             wall = time.perf_counter() - t0
             if name == "teacher":
                 teacher_model = frozen(m)

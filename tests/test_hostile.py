@@ -58,6 +58,32 @@ def test_another_variants_weights_are_refused(weights, tmp_path):
     assert isinstance(checkpoints.load_model(weights, "teacher"), nets.FERNet)
 
 
+def test_weights_and_data_of_another_class_list_are_refused(weights, tmp_path):
+    """The class list travels in every checkpoint and prepared dataset; another list is one line naming the
+    file and both lists."""
+    import torch
+
+    from fer import CLASSES
+    from fer.data import datasets
+    from fer.errors import DataError
+
+    ck = torch.load(weights, weights_only=True)
+    assert ck["classes"] == list(CLASSES)
+    ck["classes"] = list(CLASSES[:6]) + ["neutral"]
+    other = tmp_path / "neutral.pt"
+    torch.save(ck, other)
+    with pytest.raises(CheckpointError, match=r"was trained on the classes \[.*'neutral'\], not on this pipeline's"):
+        checkpoints.load_model(other, "teacher")
+    ds = {"images": torch.zeros(2, 48, 48, dtype=torch.uint8), "labels": torch.zeros(2, dtype=torch.int64),
+          "split": torch.zeros(2, dtype=torch.int8), "subjects": ["a", "b"], "classes": ["happy", "sad"]}
+    torch.save(ds, tmp_path / "ds.pt")
+    with pytest.raises(DataError, match=r"ds\.pt holds the classes \['happy', 'sad'\], not this pipeline's"):
+        datasets.load_prepared(tmp_path / "ds.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    with pytest.raises(DataError, match=r"junk\.pt is damaged or not a prepared dataset"):
+        datasets.load_prepared(tmp_path / "junk.pt")
+
+
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "not-a-checkpoint", "missing"])
 def test_a_damaged_weights_file_is_one_line_naming_it(weights, damage):
     data = weights.read_bytes()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fer import files
+from fer import CLASSES, files
 from fer.compression import quantize
 from fer.errors import CheckpointError
 from fer.files import load_torch, save_torch
@@ -21,7 +21,7 @@ FLOAT_BITS = quantize.FLOAT_BITS
 
 
 def save_checkpoint(path, variant: str, arch: dict, state_dict: dict, meta: dict | None = None, **extra) -> None:
-    obj = {"format": FORMAT, "variant": variant, "arch": dict(arch),
+    obj = {"format": FORMAT, "variant": variant, "arch": dict(arch), "classes": list(CLASSES),
            "state_dict": {k: v.detach().cpu().contiguous().clone() for k, v in state_dict.items()},
            "meta": dict(meta or {})}
     obj.update(extra)
@@ -45,6 +45,9 @@ def load_checkpoint(path, variant: str | None = None) -> dict:
         raise _refuse(path, f"is damaged or not a weights file ({type(exc).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or not isinstance(ckpt.get("state_dict"), dict):
         raise _refuse(path, f"is not a {FORMAT} checkpoint")
+    if "classes" in ckpt and list(ckpt["classes"]) != list(CLASSES):
+        raise _refuse(path, f"was trained on the classes {list(ckpt['classes'])}, not on this pipeline's "
+                            f"{list(CLASSES)}")
     if variant is not None and ckpt.get("variant") != variant:
         raise _refuse(path, f"holds the weights of {ckpt.get('variant')!r}, not of {variant!r} (a file copied "
                             "over another?)")

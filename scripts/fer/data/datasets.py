@@ -235,8 +235,20 @@ def pack_images(records: list[Record]) -> np.ndarray:
 
 
 def load_prepared(path) -> dict:
-    """The prepared dataset: images (N,48,48) uint8, labels (N,), split (N,) int8, classes, subjects."""
-    return files.load_torch(path)
+    """The prepared dataset: images (N,48,48) uint8, labels (N,), split (N,) int8, classes, subjects; a file
+    that is not one, or holds another class list, is a :class:`DataError` naming it."""
+    try:
+        ds = files.load_torch(path)
+    except Exception as exc:  # truncated, not a torch file, objects weights_only refuses
+        raise DataError(f"{path} is damaged or not a prepared dataset ({type(exc).__name__}): delete it and "
+                        f"rebuild it (`snakemake --cores all {path}`)") from None
+    if not isinstance(ds, dict) or not {"images", "labels", "split"} <= set(ds):
+        raise DataError(f"{path} is not a prepared dataset: delete it and rebuild it "
+                        f"(`snakemake --cores all {path}`)")
+    if list(ds.get("classes", CLASSES)) != list(CLASSES):
+        raise DataError(f"{path} holds the classes {list(ds['classes'])}, not this pipeline's {list(CLASSES)}: "
+                        f"rebuild it (`snakemake --cores all {path}`)")
+    return ds
 
 
 def fold_dataset(ds: dict, fold: int) -> dict:
