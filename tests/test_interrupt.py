@@ -37,10 +37,11 @@ from fer.report import provenance
 from fer import settings
 from fer.stages.train import train_teacher
 
-# Enough epochs that the job cannot finish between Ctrl-C and its end: Snakemake's jobs may start with SIGINT
-# ignored (asynchronous children of a shell), so they stop when Snakemake cancels them, a moment later, and a
-# loaded CI machine once let a 16-epoch job finish in that moment.
-EPOCHS = 40
+# Slow enough epochs (batch size 2: ~70 steps each) and enough of them that the job cannot finish between the
+# moment the test sees a saved epoch and the moment its signal lands: with the tiny config's batches an epoch
+# takes 0.1 s, and on a loaded CI machine a 40-epoch job once finished in that gap.
+EPOCHS = 24
+BATCH_SIZE = 2
 KILL_AFTER_EPOCH = 3
 TARGET = "weights/teacher.pt"
 TIMING_COLUMNS = ("seconds", "images_per_s")  # wall-clock figures: machine-dependent, never compared
@@ -49,6 +50,7 @@ TIMING_COLUMNS = ("seconds", "images_per_s")  # wall-clock figures: machine-depe
 def _config(path: Path) -> Path:
     cfg = yaml.safe_load(TINY_CONFIG.read_text())
     cfg["train"]["teacher"]["epochs"] = EPOCHS
+    cfg["train"]["teacher"]["batch_size"] = BATCH_SIZE
     path.write_text(yaml.safe_dump(cfg))
     return path
 
