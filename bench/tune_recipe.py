@@ -44,7 +44,7 @@ def accuracy(model, x, y, flip: bool) -> float:
     return float((logits.argmax(1) == y).float().mean())
 
 
-def _cache_path(cfg: dict, fold: int, variant: str, ds) -> Path | None:
+def _cache_path(cache_dir: Path, cfg: dict, fold: int, variant: str, ds) -> Path | None:
     """Where a trained teacher of this recipe and fold is kept (students are not cached)."""
     if variant != "teacher":
         return None
@@ -55,10 +55,7 @@ def _cache_path(cfg: dict, fold: int, variant: str, ds) -> Path | None:
     return Path(cache_dir, f"teacher_{key}.pt")
 
 
-cache_dir = None
-
-
-def run_fold(ds, fold: int, cfg: dict, variants: list[str], want_test: bool) -> list[dict]:
+def run_fold(ds, fold: int, cfg: dict, variants: list[str], want_test: bool, cache_dir: Path | None) -> list[dict]:
     fd = datasets.fold_dataset(ds, fold)
     tx, ty = datasets.subset(fd, "train")
     vx, vy = datasets.subset(fd, "val")
@@ -77,7 +74,7 @@ def run_fold(ds, fold: int, cfg: dict, variants: list[str], want_test: bool) -> 
             raise SystemExit("--variants: kd needs teacher before it")
         t0 = time.perf_counter()
         last = {}
-        cached = _cache_path(cfg, fold, variant, ds) if cache_dir else None
+        cached = _cache_path(cache_dir, cfg, fold, variant, ds) if cache_dir else None
         if cached is not None and cached.is_file():  # the same teacher recipe on the same fold: trained before
             saved = torch.load(cached, weights_only=True)
             model.load_state_dict(saved["state"])
@@ -131,9 +128,8 @@ def main(argv=None) -> int:
     over = yaml.safe_load(Path(args.config).read_text()) if args.config else {}
     cfg = fer_config.load(fer_config.merge(over, {"data": {"path": args.data}}))
     training.set_threads(args.threads)
-    global cache_dir
-    if args.cache:
-        cache_dir = Path(args.cache)
+    cache_dir = Path(args.cache) if args.cache else None
+    if cache_dir:
         cache_dir.mkdir(parents=True, exist_ok=True)
     split = Split.of(cfg["data"]["split"])
     if split.folds < 3:
@@ -147,7 +143,7 @@ def main(argv=None) -> int:
           f"{len(set(ds['subjects']))} subjects, {split.folds} folds, folds run {folds}", flush=True)
     rows = []
     for f in folds:
-        rows += run_fold(ds, f, cfg, variants, args.test)
+        rows += run_fold(ds, f, cfg, variants, args.test, cache_dir)
     if args.out:
         with open(args.out, "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=list(rows[0]))
