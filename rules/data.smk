@@ -11,6 +11,8 @@ rule synthesize_faces:
         runtime=30,
     params:
         synthetic=config["synthetic"],
+        classes=config["data"]["classes"],
+        layout=config["data"]["layout"],
     script:
         "../scripts/synthesize_faces.py"
 
@@ -34,6 +36,8 @@ rule prepare_data:
         test_root=data_test_root,
         unlisted=data_fingerprint,
         split=config["data"]["split"],
+        classes=config["data"]["classes"],
+        layout=config["data"]["layout"],
     script:
         "../scripts/prepare_data.py"
 

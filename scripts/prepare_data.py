@@ -1,4 +1,4 @@
-"""Rule prepare_data: image folder(s) -> results/data/dataset.pt + manifest.csv (fer.stages.data.prepare_data)."""
+"""Rule prepare_data: image folder(s) or fer2013.csv -> results/data/dataset.pt + manifest.csv (fer.stages.data.prepare_data)."""
 from fer.settings import Split
 from fer.stages.data import prepare_data
 from fer.stages.runner import run
@@ -6,8 +6,8 @@ from fer.stages.runner import run
 
 def main(sm, log):
     p = sm.params
-    prepare_data(root=p.root, test_root=p.test_root, split=Split.of(p.split), out_dataset=sm.output.dataset,
-                 out_manifest=sm.output.manifest)
+    prepare_data(root=p.root, test_root=p.test_root, split=Split.of(p.split), classes=list(p.classes),
+                 layout=p.layout, out_dataset=sm.output.dataset, out_manifest=sm.output.manifest)
 
 
 run(snakemake, main)  # noqa: F821

@@ -59,8 +59,8 @@ def test_another_variants_weights_are_refused(weights, tmp_path):
 
 
 def test_weights_and_data_of_another_class_list_are_refused(weights, tmp_path):
-    """The class list travels in every checkpoint and prepared dataset; another list is one line naming the
-    file and both lists."""
+    """The class list travels in every checkpoint and prepared dataset; a model used on data of another list is
+    one line naming the file and both lists; a dataset or checkpoint without a list is refused."""
     import torch
 
     from fer import CLASSES
@@ -72,12 +72,21 @@ def test_weights_and_data_of_another_class_list_are_refused(weights, tmp_path):
     ck["classes"] = list(CLASSES[:6]) + ["neutral"]
     other = tmp_path / "neutral.pt"
     torch.save(ck, other)
-    with pytest.raises(CheckpointError, match=r"was trained on the classes \[.*'neutral'\], not on this pipeline's"):
-        checkpoints.load_model(other, "teacher")
+    assert checkpoints.load_checkpoint(other, "teacher")["classes"][-1] == "neutral"  # a list of its own is fine
+    with pytest.raises(CheckpointError, match=r"neutral\.pt was trained on the classes \[.*'neutral'\], but "
+                                              r"results/data/dataset\.pt holds the classes \['anger', .*'surprise'\]"):
+        checkpoints.load_model(other, "teacher", list(CLASSES), "results/data/dataset.pt")
+    del ck["classes"]
+    torch.save(ck, other)
+    with pytest.raises(CheckpointError, match=r"names no class list"):
+        checkpoints.load_checkpoint(other, "teacher")
     ds = {"images": torch.zeros(2, 48, 48, dtype=torch.uint8), "labels": torch.zeros(2, dtype=torch.int64),
           "split": torch.zeros(2, dtype=torch.int8), "subjects": ["a", "b"], "classes": ["happy", "sad"]}
     torch.save(ds, tmp_path / "ds.pt")
-    with pytest.raises(DataError, match=r"ds\.pt holds the classes \['happy', 'sad'\], not this pipeline's"):
+    assert datasets.load_prepared(tmp_path / "ds.pt")["classes"] == ["happy", "sad"]
+    del ds["classes"]
+    torch.save(ds, tmp_path / "ds.pt")
+    with pytest.raises(DataError, match=r"ds\.pt names no class list"):
         datasets.load_prepared(tmp_path / "ds.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
     with pytest.raises(DataError, match=r"junk\.pt is damaged or not a prepared dataset"):
@@ -117,12 +126,12 @@ def test_a_damaged_resume_checkpoint_is_set_aside_and_training_starts_over(tmp_p
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 255, (32, 48, 48), generator=g, dtype=torch.uint8)
     y = torch.arange(32) % 7
-    hp = settings.TrainHP(epochs=1, lr=0.01, batch_size=16, weight_decay=0.0, label_smoothing=0.0, warmup_epochs=0, mixup=0.0)
+    hp = settings.TrainHP(epochs=1, lr=0.01, batch_size=16, weight_decay=0.0, label_smoothing=0.0, warmup_epochs=0, mixup=0.0, ema=0.0)
     augment = settings.Augment.of(fer_config.defaults()["augment"])
     with caplog.at_level("WARNING", logger="fer"):
         result = training.fit(nets.FERNet(**TINY), x[:24], y[:24], x[24:], y[24:], hp=hp, augment_cfg=augment,
                               seed=0, teacher=None, kd=None, checkpoint=ck, desc="t", data_key="", progress=False,
-                              precision="fp32")
+                              precision="fp32", device="cpu")
     assert len(result["history"]) == 1
     assert (tmp_path / "resume.pt.damaged").read_bytes() == b"PK\x03\x04 half a zip"
     assert "is damaged" in caplog.text and "training starts over" in caplog.text

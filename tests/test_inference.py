@@ -51,8 +51,8 @@ def root(tmp_path_factory) -> Path:
 
 
 def _sidecar(onnx: Path, variant: str) -> None:
-    """The part of export_onnx's sidecar that readers check: the variant and the graph's SHA-256."""
-    onnx.with_suffix(".json").write_text(json.dumps({"variant": variant,
+    """The part of export_onnx's sidecar that readers check: the variant, the graph's SHA-256 and its classes."""
+    onnx.with_suffix(".json").write_text(json.dumps({"variant": variant, "classes": list(CLASSES),
                                                      "onnx_sha256": files.file_digest(onnx, full=True)}))
 
 

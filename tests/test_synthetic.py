@@ -189,7 +189,8 @@ def test_cli_and_stage_write_the_same_faces(tmp_path):
                           "--no-progress"], capture_output=True, text=True, check=True)
     stats = json.loads(res.stdout)
     assert stats["subjects"] == 2 and stats["images"] == len(list((tmp_path / "cli").rglob("*.png")))
-    got = synthesize_faces(settings=Synthetic(subjects=2, seed=3, frames=3, jitter=1.0), out_dir=tmp_path / "smk")
+    got = synthesize_faces(settings=Synthetic(subjects=2, seed=3, frames=3, jitter=1.0), classes=list(CLASSES),
+                           layout="class-folders", out_dir=tmp_path / "smk")
     assert _tree(tmp_path / "smk") == _tree(tmp_path / "cli")
     assert got["images"] == stats["images"]
     bad = subprocess.run([sys.executable, str(script), str(tmp_path / "bad"), "--classes", "joy"],

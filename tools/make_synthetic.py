@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""Write a synthetic face set in the CK+ folder layout (``<out>/<class>/S###_###_########.png``), outside
-Snakemake (the rule synthesize_faces writes results/synthetic/ from the config's `synthetic:` section).
+"""Write a synthetic face set in a data.layout (default the CK+ folder layout,
+``<out>/<class>/S###_###_########.png``), outside Snakemake (the rule synthesize_faces writes
+results/synthetic/ from the config's `synthetic:` section, data.classes and data.layout).
 
-    .venv/bin/python tools/make_synthetic.py OUT --subjects 60 --seed 0 [--frames 3] [--jitter 1.0] ...
+    .venv/bin/python tools/make_synthetic.py OUT --subjects 60 --seed 0 [--frames 3] [--jitter 1.0]
+        [--classes angry,disgust,fear,happy,sad,surprise,neutral] [--layout split-folders|fer2013-csv] ...
 
-Defaults: the `synthetic:` section of config/config.yaml (subjects, seed, frames, jitter).
+Defaults: the `synthetic:` section of config/config.yaml (subjects, seed, frames, jitter) and its data.classes
+and data.layout.
 """
 from __future__ import annotations
 
@@ -13,15 +16,15 @@ import json
 import logging
 import sys
 
-from fer import CLASSES
 from fer import config as fer_config
 from fer.data import synthetic
 
 
 def main(argv=None) -> dict:
-    d = fer_config.defaults()["synthetic"]
-    ap = argparse.ArgumentParser(description="Write procedurally drawn 48x48 faces for the 7 CK+ expressions "
-                                             "in the CK+ folder layout (<out>/<class>/S###_###_########.png).")
+    defaults = fer_config.defaults()
+    d = defaults["synthetic"]
+    ap = argparse.ArgumentParser(description="Write procedurally drawn 48x48 faces (the 7 CK+ expressions and "
+                                             "neutral) in a data.layout (default <out>/<class>/S###_###_########.png).")
     ap.add_argument("out", help="output folder (class folders are created inside)")
     ap.add_argument("--subjects", type=int, default=d["subjects"],
                     help="number of subjects (about 2.8 sequences x FRAMES images each; default %(default)s)")
@@ -30,7 +33,12 @@ def main(argv=None) -> dict:
                     help="images per sequence, rising intensity (default %(default)s)")
     ap.add_argument("--jitter", type=float, default=d["jitter"],
                     help="scale of pose/lighting variation, 0 = frontal and evenly lit (default %(default)s)")
-    ap.add_argument("--classes", default=",".join(CLASSES), help="comma-separated subset of %(default)s")
+    ap.add_argument("--classes", default=",".join(defaults["data"]["classes"]),
+                    help=f"comma-separated names of {', '.join(synthetic.DRAWABLE)} or their spellings "
+                         "(default %(default)s)")
+    ap.add_argument("--layout", default=defaults["data"]["layout"], choices=synthetic.LAYOUTS,
+                    help="class-folders, split-folders (<out>/<split>/<class>/) or fer2013-csv (<out>/fer2013.csv; "
+                         "default %(default)s)")
     ap.add_argument("--clean", action="store_true",
                     help="first delete generator-named PNGs already in OUT's class folders")
     ap.add_argument("--stats", help="also write the statistics JSON to this file")
@@ -40,7 +48,7 @@ def main(argv=None) -> dict:
     try:
         stats = synthetic.generate(a.out, n_subjects=a.subjects, seed=a.seed, frames=a.frames, jitter=a.jitter,
                                    classes=tuple(c.strip() for c in a.classes.split(",") if c.strip()),
-                                   clean_first=a.clean, progress=not a.no_progress)
+                                   clean_first=a.clean, progress=not a.no_progress, layout=a.layout)
     except ValueError as exc:
         ap.error(str(exc))
     if a.stats:

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import torch
 
-from fer import CLASSES, IMAGE_SIZE, checkpoints, variants
+from fer import IMAGE_SIZE, checkpoints, variants
 from fer.app import facedetect
 from fer.app.console import quiet_opencv, warn
 from fer.compression import size
@@ -72,10 +72,11 @@ class TorchClassifier:
         self.path = Path(path)
         self.device = torch.device(device)
         # the file must hold the variant asked for: a copy of another variant's weights is refused
+        self.classes = list(checkpoints.load_checkpoint(self.path, variant)["classes"])  # what it was trained on
         self.model = checkpoints.load_model(self.path, variant).to(self.device).eval()
 
     def __call__(self, faces: np.ndarray) -> np.ndarray:
-        """uint8 faces (N, 48, 48) -> class probabilities (N, 7)."""
+        """uint8 faces (N, 48, 48) -> class probabilities (N, len(self.classes))."""
         x = preprocess.to_tensor(faces).to(self.device)
         with torch.no_grad():
             logits = self.model(x)
@@ -89,6 +90,7 @@ class OnnxClassifier:
         self.path = Path(path)
         if variant is not None:  # the graph of this variant, as exported (its sidecar's name and SHA-256)
             checkpoints.check_onnx(self.path, variant)
+        self.classes = checkpoints.onnx_classes(self.path)  # the names of its outputs, from its sidecar
         self.session = ort.session(self.path, threads, providers=ort.providers_for(device))
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
@@ -143,6 +145,7 @@ class Face:
     label: str
     confidence: float
     probs: np.ndarray
+    classes: list  # the names of ``probs``, in order: the classes the model was trained on
 
 
 def classify(frame: np.ndarray, boxes, classifier, margin: float = facedetect.CROP_MARGIN) -> list[Face]:
@@ -153,7 +156,7 @@ def classify(frame: np.ndarray, boxes, classifier, margin: float = facedetect.CR
     out = []
     for box, p in zip(boxes, probs):
         k = int(np.argmax(p))
-        out.append(Face(tuple(int(v) for v in box), CLASSES[k], float(p[k]), p))
+        out.append(Face(tuple(int(v) for v in box), classifier.classes[k], float(p[k]), p, classifier.classes))
     return out
 
 

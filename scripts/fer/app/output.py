@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer import CLASSES, files
+from fer import files
 from fer.app.classifiers import Face
 from fer.app.console import quiet_opencv
 from fer.app.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, Source
@@ -66,7 +66,7 @@ def face_line(name: str, k: int, face: Face, as_json: bool) -> str:
     if as_json:
         return json.dumps({"type": "face", "frame": name, "face": k, "box": list(face.box), "label": face.label,
                            "confidence": round(face.confidence, 4),
-                           "probs": {c: round(float(p), 4) for c, p in zip(CLASSES, face.probs)}})
+                           "probs": {c: round(float(p), 4) for c, p in zip(face.classes, face.probs)}})
     x, y, w, h = face.box
     return f"{name}  face {k}: {face.label} {face.confidence:.2f}  box x={x} y={y} w={w} h={h}"
 

@@ -1,9 +1,12 @@
-"""Data preparation: CK+ folder layout -> one uint8 tensor file + a manifest CSV, with subject-independent
-splits.
+"""Data preparation: a data folder (or fer2013.csv) -> one uint8 tensor file + a manifest CSV, with
+subject-independent splits.
 
-Layout read: ``<root>/<class>/*.png|jpg|jpeg`` with the 7 CK+ class folders (names case-insensitive), as the
-common Kaggle "CK+48" copy ships it. File names ``S010_004_00000017.png`` carry subject ``S010`` and
-sequence ``004``; splits are drawn by subject so frames of one subject never sit in two splits.
+Layouts (``data.layout``): ``class-folders`` reads ``<root>/<class>/*.png|jpg|jpeg`` with the class folders of
+``data.classes`` (names case-insensitive, common spellings matched: :mod:`fer.data.classes`), as the Kaggle
+"CK+48" copy of CK+ ships it; ``split-folders`` reads ``<root>/{train,val,test}/<class>/*`` and keeps that split;
+``fer2013-csv`` reads the original fer2013.csv (:mod:`fer.data.fer2013`) and keeps its Usage split. File names
+``S010_004_00000017.png`` carry subject ``S010`` and sequence ``004``; splits are drawn by subject so frames of one
+subject never sit in two splits.
 
 Which files are read is :func:`fer.data.images.list_files` (also rule prepare_data's input list); each is decoded by
 :func:`fer.data.images.read_image`, the reader the inference app uses too.
@@ -26,7 +29,7 @@ import torch
 
 from fer import CLASSES, IMAGE_SIZE
 from fer import files
-from fer.data import images, preprocess
+from fer.data import fer2013, images, preprocess
 from fer.data import CKPLUS_HELP, splits
 from fer.data.images import shown
 from fer.errors import DataError, ImageReadError
@@ -34,6 +37,7 @@ from fer.settings import Split
 
 IMAGE_SUFFIXES = images.IMAGE_SUFFIXES
 SPLITS = splits.SPLITS
+LAYOUTS = ("class-folders", "split-folders", "fer2013-csv")
 SUBJECT_RE = re.compile(r"^(?P<subject>S\d+)_(?P<sequence>\d+)(?:_(?P<frame>\d+))?", re.IGNORECASE)
 
 log = logging.getLogger("fer")
@@ -78,21 +82,21 @@ def _read_image(path: Path) -> tuple[np.ndarray, str, str] | None:
     return img, pic.size, pic.mode
 
 
-def scan(root: str | Path, source: str = "main") -> list[Record]:
-    """Read every usable image below ``root``: the files :func:`fer.data.images.list_files` lists (see module
-    doc); every other entry is a logged skip. Raises :class:`DataError`."""
+def scan(root: str | Path, source: str = "main", classes=CLASSES) -> list[Record]:
+    """Read every usable image below ``root``: the files :func:`fer.data.images.list_files` lists for ``classes``
+    (see module doc); every other entry is a logged skip. Raises :class:`DataError`."""
     root = Path(root)
-    listing = images.list_files(root)
+    listing = images.list_files(root, classes)
     for line in listing.skipped:
         log.warning("%s", line)
     for idx, folders in sorted(listing.folders.items()):
         if len(folders) > 1:
-            raise DataError(f"two folders name class {CLASSES[idx]!r}: {shown(folders[0])} and {shown(folders[1])}. "
+            raise DataError(f"two folders name class {classes[idx]!r}: {shown(folders[0])} and {shown(folders[1])}. "
                             "Merge them into one folder.")
     dirs = {idx: folders[0] for idx, folders in listing.folders.items()}
     if not dirs:
         raise DataError(f"no class folders in {shown(root)}. " + CKPLUS_HELP.format(root=root))
-    for idx, cls in enumerate(CLASSES):
+    for idx, cls in enumerate(classes):
         if idx not in dirs:
             log.warning("class folder %r is missing in %s: the model will see no %s examples", cls, shown(root), cls)
     records: list[Record] = []
@@ -130,62 +134,108 @@ def scan(root: str | Path, source: str = "main") -> list[Record]:
     return records
 
 
-def drop_duplicates(records: list[Record]) -> list[Record]:
-    """Identical pixels twice: same class -> keep the first (logged); different classes -> DataError."""
+def scan_csv(path, classes) -> list[Record]:
+    """The usable rows of a fer2013.csv (:func:`fer.data.fer2013.read`) as records: source = the row's split
+    (train/val/test from Usage), file = ``<path>:<line>``, each row its own group (the file names no subject)."""
+    rows = fer2013.read(path, classes)
+    log.info("%s: %d usable rows; it names no subjects, so each image is its own group", shown(path),
+             len(rows.labels))
+    return [Record(Path(f"{path}:{line}"), int(label), f"row:{line}", "", False, split, "48x48", "L", rows.images[i])
+            for i, (label, split, line) in enumerate(zip(rows.labels.tolist(), rows.splits, rows.lines))]
+
+
+def drop_duplicates(records: list[Record], classes=CLASSES, conflicts: str = "error") -> list[Record]:
+    """Identical pixels twice: same class -> keep the first (logged); different classes -> DataError naming both
+    files (``conflicts="error"``: a folder's user deletes the wrong copy), or every copy dropped with a logged
+    line (``conflicts="skip"``: the rows of one CSV, e.g. FER2013's blank and repeated frames, cannot be
+    fixed by deleting a file)."""
     seen: dict[str, Record] = {}
-    kept = []
+    kept, conflicting = [], set()
     for r in records:
         digest = hashlib.sha1(r.image.tobytes()).hexdigest()
         first = seen.get(digest)
         if first is None:
             seen[digest] = r
-            kept.append(r)
+            kept.append((digest, r))
         elif first.label == r.label:
             log.warning("skipped duplicate image %s (same pixels as %s)", shown(r.path), shown(first.path))
+        elif conflicts == "skip":
+            log.warning("skipped %s and every copy of its pixels: labelled %s there and %s in %s", shown(r.path),
+                        classes[r.label], classes[first.label], shown(first.path))
+            conflicting.add(digest)
         else:
-            raise DataError(f"the same image is labelled {CLASSES[first.label]} ({shown(first.path)}) and "
-                            f"{CLASSES[r.label]} ({shown(r.path)}): delete the wrong copy")
-    return kept
+            raise DataError(f"the same image is labelled {classes[first.label]} ({shown(first.path)}) and "
+                            f"{classes[r.label]} ({shown(r.path)}): delete the wrong copy")
+    if conflicting:
+        log.warning("skipped %d images labelled with two classes (every copy)", len(conflicting))
+    return [r for digest, r in kept if digest not in conflicting]
 
 
 # ---------------------------------------------------------------------------------------------- prepare
-def prepare(root, out_tensor, out_manifest, split_cfg: Split, test_root=None) -> dict:
+def read_layout(root, layout: str, classes, test_root=None) -> list[Record]:
+    """Every usable image of ``root`` in ``layout`` (and of ``test_root``, class-folders only), in order: the
+    main folder then the test folder (class-folders, sources ``main`` and ``test``), or the dataset's own
+    splits train, val, test (sources ``train``, ``val``, ``test``)."""
+    if layout == "fer2013-csv":
+        return scan_csv(root, classes)
+    if layout == "split-folders":
+        folders, skipped = images.split_folders(root)
+        for line in skipped:
+            log.warning("%s", line)
+        if "val" not in folders:
+            log.info("no val/ folder in %s: validation is drawn from train/ by subject (data.split.train/val)",
+                     shown(root))
+        return [r for split, folder in folders.items() for r in scan(folder, split, classes)]
+    if layout != "class-folders":
+        raise ValueError(f"unknown data.layout {layout!r}; expected one of {LAYOUTS}")
+    return scan(root, "main", classes) + (scan(test_root, "test", classes) if test_root else [])
+
+
+def prepare(root, out_tensor, out_manifest, split_cfg: Split, test_root=None, classes=CLASSES,
+            layout: str = "class-folders") -> dict:
     """Scan, de-duplicate, split and write ``out_tensor`` (torch file) and ``out_manifest`` (CSV).
 
-    With ``test_root`` (data.test_path) its images are the test set; with folds as well, the folds are drawn
-    over ``root``'s subjects only and the separate folder is every fold's extra ``external`` test set (fold -1,
-    :data:`fer.data.splits.EXTERNAL`)."""
-    records = scan(root, "main")
+    ``classes`` (data.classes) names the labels in order; ``layout`` (data.layout) is how ``root`` holds them.
+    With ``test_root`` (data.test_path, class-folders only) or a layout with its own split, the test images are
+    given: with folds as well, the folds are drawn over the other images' subjects only and the given test set is
+    every fold's extra ``external`` test set (fold -1, :data:`fer.data.splits.EXTERNAL`). A layout's own
+    validation split is kept (without folds); where it has none, validation is drawn from train by subject."""
+    classes = list(classes)
+    records = drop_duplicates(read_layout(root, layout, classes, test_root), classes,
+                              conflicts="skip" if layout == "fer2013-csv" else "error")
+    own = layout != "class-folders"
+    given_test = own or bool(test_root)
+    main = [r for r in records if r.source != "test"] if given_test else records
+    test = [r for r in records if r.source == "test"] if given_test else []
+    if given_test:
+        named = {r.subject for r in main if r.subject_from_name} & {r.subject for r in test if r.subject_from_name}
+        if named:
+            where = f"{root}/train and {root}/test" if own else f"{root} and in the test folder {test_root}"
+            raise DataError(f"subjects {sorted(named)[:5]} appear both in {where}: a subject-independent test set "
+                            "must hold other subjects")
+    if own and not split_cfg.folds:
+        val = [r for r in main if r.source == "val"]
+        named = {r.subject for r in main if r.subject_from_name and r.source == "train"} & \
+            {r.subject for r in val if r.subject_from_name}
+        if named:
+            raise DataError(f"subjects {sorted(named)[:5]} appear both in {root}/train and {root}/val: a "
+                            "subject-independent validation set must hold other subjects")
+    records = main + test
     fold_of = None
-    if test_root:
-        test_records = scan(test_root, "test")
-        records = drop_duplicates(records + test_records)
-        main = [r for r in records if r.source == "main"]
-        test = [r for r in records if r.source == "test"]
-        overlap = {r.subject for r in main if r.subject_from_name} & {r.subject for r in test if r.subject_from_name}
-        if overlap:
-            raise DataError(f"subjects {sorted(overlap)[:5]} appear both in {root} and in the test folder "
-                            f"{test_root}: a subject-independent test set must hold other subjects")
-        records = main + test
-        if split_cfg.folds:
-            _check_enough_subjects(main, split_cfg.folds, root)
-            main_folds = splits.kfold_groups([r.subject for r in main], [r.label for r in main], split_cfg.folds,
-                                             split_cfg.seed)
-            fold_of = np.concatenate([main_folds, np.full(len(test), -1)]).astype(np.int8)
-            split = splits.fold_split(fold_of, 0, split_cfg.folds)
-        else:
-            cfg = dataclasses.replace(split_cfg, folds=0, test=0.0)
-            s_main = splits.assign_splits([r.subject for r in main], [r.label for r in main], cfg)
-            split = np.concatenate([s_main, np.full(len(test), 2, dtype=np.int8)])
+    if split_cfg.folds:
+        _check_enough_subjects(main, split_cfg.folds, root)
+        main_folds = splits.kfold_groups([r.subject for r in main], [r.label for r in main], split_cfg.folds,
+                                         split_cfg.seed)
+        fold_of = np.concatenate([main_folds, np.full(len(test), -1)]).astype(np.int8)
+        split = splits.fold_split(fold_of, 0, split_cfg.folds)
+    elif own and any(r.source == "val" for r in main):  # the dataset's own train/val/test
+        split = np.array([SPLITS.index(r.source) for r in records], dtype=np.int8)
+    elif given_test:  # validation drawn from the training images by subject, the test set as given
+        cfg = dataclasses.replace(split_cfg, folds=0, test=0.0)
+        s_main = splits.assign_splits([r.subject for r in main], [r.label for r in main], cfg)
+        split = np.concatenate([s_main, np.full(len(test), 2, dtype=np.int8)])
     else:
-        records = drop_duplicates(records)
-        if split_cfg.folds:
-            _check_enough_subjects(records, split_cfg.folds, root)
-            fold_of = splits.kfold_groups([r.subject for r in records], [r.label for r in records], split_cfg.folds,
-                                          split_cfg.seed).astype(np.int8)
-            split = splits.fold_split(fold_of, 0, split_cfg.folds)
-        else:
-            split = splits.assign_splits([r.subject for r in records], [r.label for r in records], split_cfg)
+        split = splits.assign_splits([r.subject for r in records], [r.label for r in records], split_cfg)
     n_groups = len({r.subject for r in records})
     for i, name in enumerate(SPLITS):
         if not (split == i).any():
@@ -196,10 +246,11 @@ def prepare(root, out_tensor, out_manifest, split_cfg: Split, test_root=None) ->
     split_t = torch.from_numpy(split.astype(np.int8))
     subjects = [r.subject for r in records]
     splits.check_subject_independent(subjects, split)
-    payload = {"images": images, "labels": labels, "split": split_t, "classes": list(CLASSES), "subjects": subjects}
+    payload = {"images": images, "labels": labels, "split": split_t, "classes": classes, "subjects": subjects,
+               "layout": layout}
     if fold_of is not None:
-        # cross-validation: the fold of every image (by subject; -1: the separate test folder); `split` is
-        # fold 0's, the others follow (fer.data.splits.fold_split)
+        # cross-validation: the fold of every image (by subject; -1: the given test set); `split` is fold 0's,
+        # the others follow (fer.data.splits.fold_split)
         payload["folds"] = torch.from_numpy(fold_of)
         payload["k"] = int(split_cfg.folds)
     files.save_torch(out_tensor, payload)
@@ -208,9 +259,9 @@ def prepare(root, out_tensor, out_manifest, split_cfg: Split, test_root=None) ->
         w.writerow(["file", "class", "label", "subject", "sequence", "split", "subject_from_filename",
                     "source", "orig_size", "orig_mode"])
         for r, s in zip(records, split):
-            w.writerow([str(r.path), CLASSES[r.label], r.label, r.subject, r.sequence, splits.SPLIT_NAMES[s],
+            w.writerow([str(r.path), classes[r.label], r.label, r.subject, r.sequence, splits.SPLIT_NAMES[s],
                         int(r.subject_from_name), r.source, r.orig_size, r.orig_mode])
-    stats = splits.split_stats(labels.numpy(), split, subjects)
+    stats = splits.split_stats(labels.numpy(), split, subjects, classes)
     for s in stats:
         log.info("%-8s: %4d images, %3d subjects, per class %s", s, stats[s]["images"], stats[s]["subjects"],
                  stats[s]["per_class"])
@@ -235,8 +286,9 @@ def pack_images(records: list[Record]) -> np.ndarray:
 
 
 def load_prepared(path) -> dict:
-    """The prepared dataset: images (N,48,48) uint8, labels (N,), split (N,) int8, classes, subjects; a file
-    that is not one, or holds another class list, is a :class:`DataError` naming it."""
+    """The prepared dataset: images (N,48,48) uint8, labels (N,), split (N,) int8, classes (the names of the
+    labels, data.classes), subjects; a file that is not one is a :class:`DataError` naming it. Readers of a model
+    compare its class list with ``classes`` (:func:`fer.checkpoints.load_checkpoint`)."""
     try:
         ds = files.load_torch(path)
     except Exception as exc:  # truncated, not a torch file, objects weights_only refuses
@@ -245,9 +297,9 @@ def load_prepared(path) -> dict:
     if not isinstance(ds, dict) or not {"images", "labels", "split"} <= set(ds):
         raise DataError(f"{path} is not a prepared dataset: delete it and rebuild it "
                         f"(`snakemake --cores all {path}`)")
-    if list(ds.get("classes", CLASSES)) != list(CLASSES):
-        raise DataError(f"{path} holds the classes {list(ds['classes'])}, not this pipeline's {list(CLASSES)}: "
-                        f"rebuild it (`snakemake --cores all {path}`)")
+    if not isinstance(ds.get("classes"), list) or len(ds["classes"]) < 2:
+        raise DataError(f"{path} names no class list (written by an older version?): delete it and rebuild it "
+                        f"(`snakemake --cores all {path}`)")
     return ds
 
 

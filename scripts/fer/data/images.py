@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fer import CLASSES
-from fer.data import CKPLUS_HELP
+from fer.data import CKPLUS_HELP, classes as class_names
 from fer.errors import DataError, ImageReadError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}  # what data preparation reads (the app reads more kinds)
@@ -101,9 +101,10 @@ def _entries(folder: Path, skipped: list[str]) -> list[Path]:
         return []
 
 
-def list_files(root) -> Listing:
-    """The files data preparation reads below ``root``: ``<root>/<class>/*.png|jpg|jpeg`` for the 7 CK+ class
-    folders (names case-insensitive), regular files only (a symlink to one is fine), hidden files left out.
+def list_files(root, classes=CLASSES) -> Listing:
+    """The files data preparation reads below ``root``: ``<root>/<class>/*.png|jpg|jpeg`` for the class folders
+    of ``classes`` (``data.classes``; folder names case-insensitive, common spellings by
+    :func:`fer.data.classes.index_of`), regular files only (a symlink to one is fine), hidden files left out.
     Every other entry is a line in ``skipped``. :class:`DataError` if ``root`` is not a folder."""
     root = Path(root)
     if not root.exists():
@@ -113,21 +114,78 @@ def list_files(root) -> Listing:
     out = Listing(root, {}, {}, [])
     for entry in _entries(root, out.skipped):
         kind, why = path_kind(entry)
+        idx = class_names.index_of(entry.name, classes) if kind == "folder" else None
         if kind == "other":
             out.skipped.append(f"skipped {shown(entry)}: {why}")
         elif kind == "file":
             if entry.name.lower() not in README_NAMES:
                 out.skipped.append(f"skipped stray file at the top of {shown(root)}: {shown(entry.name)} "
                                    "(images belong in <class>/ folders)")
-        elif entry.name.lower() not in CLASSES:
-            out.skipped.append(f"skipped unknown folder {shown(entry)}: not one of the 7 CK+ classes "
-                               f"{', '.join(CLASSES)}")
+        elif idx is None:
+            out.skipped.append(f"skipped unknown folder {shown(entry)}: not one of the {len(classes)} classes "
+                               f"of data.classes ({', '.join(classes)})")
         else:
-            out.folders.setdefault(CLASSES.index(entry.name.lower()), []).append(entry)
+            out.folders.setdefault(idx, []).append(entry)
     for idx, folders in sorted(out.folders.items()):
         for folder in folders:
             out.files.setdefault(idx, []).extend(_image_files(folder, out.skipped))
     return out
+
+
+# data.layout split-folders: <root>/<split>/<class>/*; the names each split's folder may have
+SPLITS_ORDER = ("train", "val", "test")
+SPLIT_FOLDER_NAMES = {"train": ("train", "training"), "val": ("val", "valid", "validation"),
+                      "test": ("test", "testing")}
+
+
+def split_folders(root) -> tuple[dict[str, Path], list[str]]:
+    """``({split: folder}, skipped lines)`` of a split-folders data folder (``data.layout: split-folders``):
+    ``<root>/train``, ``<root>/val`` (optional) and ``<root>/test``, names case-insensitive. Any other entry at
+    the top is a skip line; two folders for one split, or no train/ or no test/ folder, is a :class:`DataError`."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"data folder {shown(root)} does not exist or is not a folder (data.layout split-folders "
+                        "reads <path>/train/<class>/*, <path>/val/<class>/* and <path>/test/<class>/*)")
+    found: dict[str, Path] = {}
+    skipped: list[str] = []
+    for entry in _entries(root, skipped):
+        kind, why = path_kind(entry)
+        split = next((s for s, names in SPLIT_FOLDER_NAMES.items() if entry.name.lower() in names), None)
+        if kind == "other":
+            skipped.append(f"skipped {shown(entry)}: {why}")
+        elif kind == "file":
+            if entry.name.lower() not in README_NAMES:
+                skipped.append(f"skipped stray file at the top of {shown(root)}: {shown(entry.name)} "
+                               "(data.layout split-folders: images belong in <split>/<class>/ folders)")
+        elif split is None:
+            skipped.append(f"skipped unknown folder {shown(entry)}: not a split folder (train, val or test)")
+        elif split in found:
+            raise DataError(f"two folders name the {split} split: {shown(found[split])} and {shown(entry)}. "
+                            "Merge them into one folder.")
+        else:
+            found[split] = entry
+    for split in ("train", "test"):
+        if split not in found:
+            raise DataError(f"no {split}/ folder in {shown(root)}: data.layout split-folders reads "
+                            f"{shown(root)}/train/<class>/* and {shown(root)}/test/<class>/* (val/ is optional; "
+                            "without it validation is drawn from train/)")
+    return {s: found[s] for s in SPLITS_ORDER if s in found}, skipped
+
+
+def data_files(root, classes=CLASSES, layout: str = "class-folders") -> list[Path]:
+    """Every file data preparation reads for ``data.path`` in ``layout`` (the rule's input list): the image files
+    of :func:`list_files` (of each split folder with split-folders), or the CSV file itself (fer2013-csv)."""
+    if layout == "fer2013-csv":
+        return [Path(root)] if Path(root).is_file() else []
+    if layout == "split-folders":
+        if not Path(root).is_dir():
+            return []
+        try:
+            folders, _ = split_folders(root)
+        except DataError:
+            return []  # prepare_data says what is wrong
+        return [p for folder in folders.values() for p in list_files(folder, classes).used()]
+    return list_files(root, classes).used() if Path(root).is_dir() else []
 
 
 def _image_files(folder: Path, skipped: list[str]) -> list[Path]:

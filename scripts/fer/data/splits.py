@@ -6,7 +6,6 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from fer import CLASSES
 from fer.settings import Split
 
 SPLITS = ("train", "val", "test")
@@ -135,14 +134,15 @@ def check_subject_independent(subjects, split) -> None:
         raise AssertionError(f"subjects in more than one split: {bad[:5]}")
 
 
-def split_stats(labels, split, subjects) -> dict:
+def split_stats(labels, split, subjects, classes) -> dict:
+    """Images, subjects and images per class (by name, ``classes``) of every split."""
     out = {}
     names = SPLIT_NAMES if (np.asarray(split) == EXTERNAL).any() else SPLITS
     for i, s in enumerate(names):
         m = np.asarray(split) == i
         out[s] = {"images": int(m.sum()),
                   "subjects": len({g for g, k in zip(subjects, m) if k}),
-                  "per_class": {CLASSES[c]: int(((np.asarray(labels) == c) & m).sum()) for c in range(len(CLASSES))}}
+                  "per_class": {name: int(((np.asarray(labels) == c) & m).sum()) for c, name in enumerate(classes)}}
     return out
 
 

@@ -1,8 +1,10 @@
-"""Procedural 48x48 grayscale faces for the seven CK+ expressions, written in the CK+ folder layout.
+"""Procedural 48x48 grayscale faces for the seven CK+ expressions and neutral, written in any data.layout.
 
-The generator stands in for CK+ wherever the real images may not be used (tests, CI, demos). It writes
-``out_dir/<class>/S{subject:03d}_{sequence:03d}_{frame:08d}.png`` like the "CK+48" copy of CK+, so the
-same loader serves both.
+The generator stands in for CK+ (or FER2013) wherever the real images may not be used (tests, CI, demos). It
+writes ``out_dir/<class>/S{subject:03d}_{sequence:03d}_{frame:08d}.png`` like the "CK+48" copy of CK+
+(``class-folders``), ``out_dir/<split>/<class>/...png`` (``split-folders``, subjects split 14:3:3 by
+:func:`split_of`) or ``out_dir/fer2013.csv`` (``fer2013-csv``, FER2013's emotion codes and Usage), so the same
+loader serves both. Class names are those of ``data.classes`` (any spelling :mod:`fer.data.classes` knows).
 
 How the set is built
 --------------------
@@ -41,12 +43,19 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from fer import CLASSES, IMAGE_SIZE
+from fer.data import classes as class_names, fer2013
 
 # Fraction of CK+ subjects who show each expression (labelled sequences per class / 118 labelled subjects:
 # anger 45, contempt 18, disgust 59, fear 25, happy 69, sadness 28, surprise 83).
 CKPLUS_SEQUENCES = {"anger": 45, "contempt": 18, "disgust": 59, "fear": 25, "happy": 69, "sadness": 28,
                     "surprise": 83}
 CKPLUS_RATES = {c: n / 118.0 for c, n in CKPLUS_SEQUENCES.items()}
+# The expressions the generator draws (canonical names, fer.data.classes) and how often a subject shows each:
+# CK+'s rates, and neutral (not a CK+ class) as often as the commonest CK+ expression.
+DRAWABLE = (*CLASSES, "neutral")
+RATES = {**CKPLUS_RATES, "neutral": CKPLUS_RATES["surprise"]}
+LAYOUTS = ("class-folders", "split-folders", "fer2013-csv")
+FER2013_USAGE = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
 
 FILE_PATTERN = "S{subject:03d}_{sequence:03d}_{frame:08d}.png"
 
@@ -149,8 +158,10 @@ def _apex(cls: str, rng: np.random.Generator) -> dict:
             d.update(mouth_open=0.20, mouth_width=-0.22, jaw=1.0, teeth=0.25 * r())
         else:  # brows and eyes only, mouth slightly parted
             d.update(mouth_open=0.05, mouth_width=-0.1, jaw=0.3)
+    elif cls == "neutral":  # the subject's own resting face
+        d = {}
     else:
-        raise ValueError(f"unknown expression {cls!r}; expected one of {CLASSES}")
+        raise ValueError(f"unknown expression {cls!r}; expected one of {DRAWABLE}")
     # Nobody makes the same face twice: jitter every component of this sequence's apex.
     return {k: v * float(rng.uniform(0.75, 1.25)) + float(rng.normal(0.0, 0.04)) * (k != "mouth_open")
             for k, v in d.items()}
@@ -207,17 +218,17 @@ def subject_plan(subject: int, seed: int = 0, frames: int = 3, classes: Sequence
     """
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(subject)]))
     ident = _identity(rng)
-    rates = dict(CKPLUS_RATES, **(rates or {}))
-    shown = [c for c in classes if rng.random() < rates[c]]
+    rates = dict(RATES, **{class_names.canonical(c): v for c, v in (rates or {}).items()})
+    shown = [c for c in classes if rng.random() < rates[class_names.canonical(c)]]
     if not shown:  # every subject shows at least one expression, chosen by the class frequencies
-        w = np.array([rates[c] for c in classes], dtype=float) + 1e-12
+        w = np.array([rates[class_names.canonical(c)] for c in classes], dtype=float) + 1e-12
         shown = [classes[int(rng.choice(len(classes), p=w / w.sum()))]]
     order = list(rng.permutation(len(shown)))
     seq_ids = np.cumsum(rng.integers(1, 3, size=len(shown)))  # CK+ numbering has gaps (unlabelled sequences)
     records = []
     for seq_no, idx in zip(seq_ids, order):
         cls = shown[idx]
-        apex = _apex(cls, rng)
+        apex = _apex(class_names.canonical(cls), rng)
         look = _sequence_look(rng, jitter)
         length = int(rng.integers(max(frames, 10), max(frames, 10) + 30))
         t_last = _u(rng, 0.9, 1.0)
@@ -483,12 +494,13 @@ def render(records: list[dict], size: int = IMAGE_SIZE, supersample: int = 2) ->
 # --------------------------------------------------------------------------------------------- generation
 
 def _check(classes, frames, size, supersample, n_subjects, rates, jitter=1.0):
-    unknown = [c for c in classes if c not in CLASSES]
-    if unknown or not classes or len(set(classes)) != len(classes):
-        raise ValueError(f"classes must be distinct names from {CLASSES}, got {list(classes)}")
+    canon = [class_names.canonical(c) for c in classes]
+    if any(c not in DRAWABLE for c in canon) or not classes or len(set(canon)) != len(canon):
+        raise ValueError(f"classes must be distinct names of the expressions {DRAWABLE} (or their common "
+                         f"spellings), got {list(classes)}")
     if frames < 1 or size < 8 or supersample < 1 or n_subjects < 0 or not jitter >= 0:
         raise ValueError("need frames >= 1, size >= 8, supersample >= 1, n_subjects >= 0, jitter >= 0")
-    bad = [c for c in (rates or {}) if c not in CLASSES or not 0 <= rates[c] <= 1]
+    bad = [c for c in (rates or {}) if class_names.canonical(c) not in DRAWABLE or not 0 <= rates[c] <= 1]
     if bad:
         raise ValueError(f"rates must map class names to probabilities in [0, 1]: {bad}")
 
@@ -569,25 +581,50 @@ def write_stats(path, stats: dict) -> None:
         raise
 
 
-def clean(out_dir, classes: Sequence[str] = CLASSES) -> int:
-    """Remove generator-named PNGs and leftover temporary files from ``out_dir/<class>/``; return the count."""
+def split_of(subject: int) -> str:
+    """The split of a subject in the split-folders and fer2013-csv layouts: 14 of every 20 subjects train, 3
+    validate, 3 test (by number, so a run with more subjects extends one with fewer)."""
+    k = (int(subject) - 1) % 20
+    return "train" if k < 14 else "val" if k < 17 else "test"
+
+
+def _png_path(out: Path, layout: str, rec: dict) -> Path:
+    name = FILE_PATTERN.format(subject=rec["subject"], sequence=rec["sequence"], frame=rec["frame"])
+    if layout == "split-folders":
+        return out / split_of(rec["subject"]) / rec["cls"] / name
+    return out / rec["cls"] / name
+
+
+def _class_dirs(out: Path, classes, layout: str) -> list[Path]:
+    """Class folders a layout may hold (split-folders: made when their first image is written)."""
+    if layout == "split-folders":
+        return [out / split / c for split in FER2013_USAGE for c in classes]
+    return [out / c for c in classes] if layout == "class-folders" else []
+
+
+def clean(out_dir, classes: Sequence[str] = CLASSES, layout: str = "class-folders") -> int:
+    """Remove generator-named PNGs and leftover temporary files from the class folders of ``out_dir`` (and its
+    fer2013.csv); return the count."""
     pat = re.compile(r"^(S\d{3,}_\d{3,}_\d{8}\.png|\.S\d{3,}_\d{3,}_\d{8}\.png\.\d+\.part)$")
     n = 0
-    for c in classes:
-        d = Path(out_dir) / c
+    for d in _class_dirs(Path(out_dir), classes, layout):
         if d.is_dir():
             for p in d.iterdir():
                 if pat.match(p.name):
                     p.unlink()
                     n += 1
+    csv_file = Path(out_dir) / "fer2013.csv"
+    if layout == "fer2013-csv" and csv_file.is_file():
+        csv_file.unlink()
+        n += 1
     return n
 
 
 def generate(out_dir, n_subjects: int = 60, seed: int = 0, size: int = IMAGE_SIZE, frames: int = 3,
              classes: Sequence[str] = CLASSES, supersample: int = 2, jitter: float = 1.0,
              rates: dict | None = None, batch: int = 64, first_subject: int = 1, clean_first: bool = False,
-             progress: bool | None = True) -> dict:
-    """Write a synthetic CK+-layout set into ``out_dir`` and return statistics.
+             progress: bool | None = True, layout: str = "class-folders", max_images: int | None = None) -> dict:
+    """Write a synthetic set into ``out_dir`` in ``layout`` and return statistics.
 
     Parameters
     ----------
@@ -595,12 +632,16 @@ def generate(out_dir, n_subjects: int = 60, seed: int = 0, size: int = IMAGE_SIZ
     seed: with the other options, fixes every pixel (same seed -> byte-identical PNGs).
     size: output side in pixels (48 like CK+48); supersample: drawing resolution factor (anti-aliasing).
     frames: images per sequence (the last ``frames`` frames of an onset->apex clip).
-    classes: the expressions to draw (subset of ``fer.CLASSES``); a class folder is made for each.
+    classes: the expressions to draw (names of :data:`DRAWABLE` or their spellings, e.g. data.classes); a class
+    folder is made for each, named as given.
     jitter: scales pose and lighting variation (0 = frontal, even light; 1 = default).
-    rates: per-class probability that a subject shows that expression (default: CK+'s, :data:`CKPLUS_RATES`).
+    rates: per-class probability that a subject shows that expression (default: CK+'s, :data:`RATES`).
     batch: images drawn per vectorised batch (bounds memory).
     clean_first: delete generator-named PNGs already in the class folders first (stale files of a larger run).
     progress: show a tqdm bar on stderr (``None``: only when stderr is a terminal).
+    layout: ``class-folders`` (CK+'s), ``split-folders`` (``<split>/<class>/``, :func:`split_of`) or
+    ``fer2013-csv`` (``out_dir/fer2013.csv``; every class needs a FER2013 emotion code, so no contempt).
+    max_images: stop after this many images (a set of an exact size, e.g. FER2013's 35,887; None: all).
 
     Returns ``{"images", "per_class", "subjects", "sequences", "seconds", "images_per_second", "out_dir", ...}``.
     """
@@ -608,29 +649,53 @@ def generate(out_dir, n_subjects: int = 60, seed: int = 0, size: int = IMAGE_SIZ
 
     classes = tuple(classes)
     _check(classes, frames, size, supersample, n_subjects, rates, jitter)
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    codes = {c: class_names.index_of(c, class_names.FER2013_CODES) for c in classes}
+    if layout == "fer2013-csv" and None in codes.values():
+        raise ValueError(f"fer2013.csv has no emotion code for {[c for c, k in codes.items() if k is None]}")
+    if layout == "fer2013-csv" and size != IMAGE_SIZE:
+        raise ValueError(f"fer2013.csv holds {IMAGE_SIZE}x{IMAGE_SIZE} images")
     out = Path(out_dir)
-    for c in classes:
-        (out / c).mkdir(parents=True, exist_ok=True)
-    removed = clean(out, classes) if clean_first else 0
+    out.mkdir(parents=True, exist_ok=True)
+    for d in _class_dirs(out, classes, layout) if layout == "class-folders" else []:
+        d.mkdir(parents=True, exist_ok=True)
+    removed = clean(out, classes, layout) if clean_first else 0
     t0 = time.perf_counter()
     per_class = {c: 0 for c in classes}
     sequences = set()
     bar = tqdm(total=n_subjects, unit="subject", desc="synthetic faces", file=sys.stderr,
                disable=None if progress is None else not progress)
     last_subject = first_subject - 1
-    for rec, img in iter_faces(n_subjects, seed, size, frames, classes, supersample, jitter, rates, batch,
-                               first_subject):
-        name = FILE_PATTERN.format(subject=rec["subject"], sequence=rec["sequence"], frame=rec["frame"])
-        _write_png(out / rec["cls"] / name, img)
-        per_class[rec["cls"]] += 1
-        sequences.add((rec["subject"], rec["sequence"]))
-        if rec["subject"] != last_subject:
-            bar.update(rec["subject"] - last_subject)
-            last_subject = rec["subject"]
+
+    def faces():
+        nonlocal last_subject
+        for rec, img in iter_faces(n_subjects, seed, size, frames, classes, supersample, jitter, rates, batch,
+                                   first_subject):
+            if max_images is not None and sum(per_class.values()) >= max_images:
+                return
+            per_class[rec["cls"]] += 1
+            sequences.add((rec["subject"], rec["sequence"]))
+            if rec["subject"] != last_subject:
+                bar.update(rec["subject"] - last_subject)
+                last_subject = rec["subject"]
+            yield rec, img
+
+    if layout == "fer2013-csv":
+        rows = ((img, codes[rec["cls"]], FER2013_USAGE[split_of(rec["subject"])]) for rec, img in faces())
+        fer2013.write(out / "fer2013.csv", rows)
+    else:
+        made = set()
+        for rec, img in faces():
+            path = _png_path(out, layout, rec)
+            if path.parent not in made:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                made.add(path.parent)
+            _write_png(path, img)
     bar.close()
     seconds = time.perf_counter() - t0
     images = sum(per_class.values())
     return {"out_dir": str(out), "images": images, "per_class": per_class, "subjects": n_subjects,
-            "sequences": len(sequences), "frames": frames, "seed": seed, "size": size,
+            "sequences": len(sequences), "frames": frames, "seed": seed, "size": size, "layout": layout,
             "removed_stale": removed, "seconds": round(seconds, 3),
             "images_per_second": round(images / seconds, 1) if seconds > 0 else None}

@@ -7,7 +7,10 @@ import torch
 from fer import CLASSES, IMAGE_SIZE
 
 
-def classification_report(y_true, y_pred, n_classes: int = len(CLASSES)) -> dict:
+def classification_report(y_true, y_pred, classes=CLASSES) -> dict:
+    """Accuracy, macro-F1, per-class figures (by name) and the confusion matrix (rows: true class) of labels
+    that index ``classes`` (the model's class list)."""
+    n_classes = len(classes)
     y_true = np.asarray(y_true, dtype=int)
     y_pred = np.asarray(y_pred, dtype=int)
     cm = np.zeros((n_classes, n_classes), dtype=int)
@@ -20,7 +23,7 @@ def classification_report(y_true, y_pred, n_classes: int = len(CLASSES)) -> dict
     denom = precision + recall
     f1 = np.divide(2 * precision * recall, denom, out=np.zeros(n_classes), where=denom > 0)
     present = support > 0  # macro-F1 over the classes present in the test split
-    names = list(CLASSES[:n_classes])
+    names = list(classes)
     return {
         "n": int(len(y_true)),
         "accuracy": float((y_true == y_pred).mean()) if len(y_true) else float("nan"),

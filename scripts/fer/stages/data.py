@@ -8,7 +8,7 @@ import logging
 
 import numpy as np
 
-from fer import CLASSES, files
+from fer import files
 from fer.data import datasets, splits, synthetic
 from fer.errors import DataError
 from fer.settings import Split, Synthetic
@@ -16,21 +16,26 @@ from fer.settings import Split, Synthetic
 log = logging.getLogger("fer")
 
 
-def synthesize_faces(*, settings: Synthetic, out_dir) -> dict:
-    """Rule synthesize_faces: procedurally drawn 48x48 faces in the CK+ folder layout -> results/synthetic/."""
-    log.info("synthetic faces -> %s with %s", out_dir, json.dumps(settings.as_dict(), sort_keys=True))
+def synthesize_faces(*, settings: Synthetic, classes: list, layout: str, out_dir) -> dict:
+    """Rule synthesize_faces: procedurally drawn 48x48 faces of ``classes`` (data.classes) in ``layout``
+    (data.layout) -> results/synthetic/."""
+    log.info("synthetic faces -> %s with %s, classes %s, layout %s", out_dir,
+             json.dumps(settings.as_dict(), sort_keys=True), ", ".join(classes), layout)
     # tqdm only when stderr is a terminal (progress=None), so parallel jobs do not garble the console
     stats = synthetic.generate(out_dir, n_subjects=int(settings.subjects), seed=int(settings.seed),
-                               frames=int(settings.frames), jitter=float(settings.jitter), progress=None)
+                               frames=int(settings.frames), jitter=float(settings.jitter), classes=classes,
+                               layout=layout, progress=None)
     log.info("done: %s", json.dumps(stats))
     return stats
 
 
-def prepare_data(*, root, test_root, split: Split, out_dataset, out_manifest) -> dict:
-    """Rule prepare_data: ``root`` (and an optional separate test folder) -> results/data/dataset.pt +
-    manifest.csv, split by subject."""
-    log.info("preparing %s%s", root, f" (test set: {test_root})" if test_root else "")
-    return datasets.prepare(root, out_dataset, out_manifest, split, test_root=test_root or None)
+def prepare_data(*, root, test_root, split: Split, classes: list, layout: str, out_dataset, out_manifest) -> dict:
+    """Rule prepare_data: ``root`` (and an optional separate test folder) in ``layout`` (data.layout), labelled
+    by ``classes`` (data.classes) -> results/data/dataset.pt + manifest.csv, split by subject."""
+    log.info("preparing %s (%s; classes %s)%s", root, layout, ", ".join(classes),
+             f" (test set: {test_root})" if test_root else "")
+    return datasets.prepare(root, out_dataset, out_manifest, split, test_root=test_root or None, classes=classes,
+                            layout=layout)
 
 
 def split_fold(*, fold: int, dataset, manifest, out_dataset, out_manifest) -> dict:
@@ -41,7 +46,7 @@ def split_fold(*, fold: int, dataset, manifest, out_dataset, out_manifest) -> di
     split = ds["split"].numpy()
     labels = ds["labels"].numpy()
     for name, idx in (("test", 2), ("validation", 1)):
-        missing = [c for i, c in enumerate(CLASSES) if not ((split == idx) & (labels == i)).any()]
+        missing = [c for i, c in enumerate(ds["classes"]) if not ((split == idx) & (labels == i)).any()]
         if missing:
             log.warning("fold %d: the %s subjects show no %s (the %s split has %d images)", fold, name,
                         ", ".join(missing), name, int((split == idx).sum()))
@@ -56,7 +61,7 @@ def split_fold(*, fold: int, dataset, manifest, out_dataset, out_manifest) -> di
         w.writeheader()
         for r, s, f in zip(rows, split, ds["folds"].tolist()):
             w.writerow({**r, "split": splits.SPLIT_NAMES[s], "fold": f})
-    stats = splits.split_stats(labels, split, ds["subjects"])
+    stats = splits.split_stats(labels, split, ds["subjects"], ds["classes"])
     for s in stats:
         log.info("fold %d %-5s: %4d images, %3d subjects", fold, s, stats[s]["images"], stats[s]["subjects"])
     return {"fold": fold, "sizes": np.bincount(split, minlength=3).tolist()}
