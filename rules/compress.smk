@@ -1,6 +1,6 @@
 # Compression of the KD student: structured pruning (torch-pruning) with distillation fine-tuning,
-# quantization (brevitas PTQ, optional QAT) of the KD student and of pruned levels, and ONNX export of
-# every variant. Order: prune -> fine-tune -> quantize.
+# quantization (brevitas PTQ, optional QAT) of the KD student and of pruned levels, fp16 conversion (BN folded,
+# float16 weights; quantize.fp16), and ONNX export of every variant. Order: prune -> fine-tune -> quantize.
 
 
 rule prune_student:
@@ -26,6 +26,7 @@ rule prune_student:
         augment=config["augment"],
         seed=RUN_SEED,
         precision=config["train"]["precision"],
+        device=config["train"]["device"],
         checkpoint=checkpoint_path("pr_kd_{level}"),
     script:
         "../scripts/prune_student.py"
@@ -57,6 +58,7 @@ rule quantize_student:
         kd=config["kd"],
         augment=config["augment"],
         seed=RUN_SEED,
+        device=config["train"]["device"],
         checkpoint=checkpoint_path("ptq_kd_{bits}"),
     script:
         "../scripts/quantize_student.py"
@@ -82,7 +84,28 @@ use rule quantize_student as quantize_pruned with:
         kd=config["kd"],
         augment=config["augment"],
         seed=RUN_SEED,
+        device=config["train"]["device"],
         checkpoint=checkpoint_path("ptq_pr_kd_{level}_{bits}"),
+
+
+rule convert_fp16:
+    input:
+        source=run_path("weights/{base}.pt"),
+    output:
+        weights=run_path("weights/fp16_{base}.pt"),
+    log:
+        f"{RUN_LOGS}/convert_fp16_{{base}}.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        variant="fp16_{base}",
+        base="{base}",
+    script:
+        "../scripts/convert_fp16.py"
 
 
 rule export_onnx:

@@ -6,7 +6,8 @@ from fer.stages.runner import run
 
 def main(sm, log):
     summary(metric_files=list(sm.input.get("metrics", [])), cv_summary=sm.input.get("cv"),
-            benchmark_files=list(sm.input.benchmarks), out_csv=sm.output.summary)
+            benchmark_files=list(sm.input.benchmarks), export_files=list(sm.input.get("exports", [])),
+            out_csv=sm.output.summary)
 
 
 run(snakemake, main)  # noqa: F821

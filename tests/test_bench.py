@@ -167,10 +167,24 @@ def test_quantized_rows_say_what_ran_and_claim_no_false_speedup(ops, bits, fmt, 
         assert "speed-up" not in note or "not a speed-up" in note or "no speed-up" in note
 
 
-def test_eager_rows_of_quantized_checkpoints_say_fake_quant():
-    precision, note = latency._torch_precision({"quantized": True, "bits": 4, "act_bits": 4})
-    assert precision == "fp32-fakequant" and "fp32" in note and "not an integer speed-up" in note
-    assert latency._torch_precision({"quantized": False, "bits": 32, "act_bits": None})[0] == "fp32"
+def test_eager_pytorch_refuses_to_time_an_emulation(tiny_model, tmp_path):
+    """A brevitas-quantized checkpoint (fake quantization in fp32) and an fp16 one (weights upcast to fp32) get no
+    eager row: one-line error pointing at the ONNX graph; the DAG asks for no such job (rules/common.smk)."""
+    from fer.compression import fp16, quantize
+
+    weights, _ = tiny_model
+    model = checkpoints.load_model(weights)
+    q = quantize.ptq(model, (torch.rand(32, 48, 48) * 255).to(torch.uint8), weight_bits=4, act_bits=4, batches=1,
+                     batch_size=32)
+    checkpoints.save_checkpoint(tmp_path / "ptq_kd_4.pt", "ptq_kd_4", model.arch, q.state_dict(),
+                                quant=quantize.quant_info(4, 4, "ptq"))
+    arch, state = fp16.to_fp16(model)
+    checkpoints.save_checkpoint(tmp_path / "fp16_kd.pt", "fp16_kd", arch, state, fp16=dict(fp16.INFO))
+    for variant, says in (("ptq_kd_4", "fake quantization"), ("fp16_kd", "upcast to fp32")):
+        with pytest.raises(errors.BenchmarkError, match=says) as exc:
+            latency.benchmark(variant, "pytorch", tmp_path / f"{variant}.pt", runs=2, warmup=0)
+        assert "onnxruntime" in str(exc.value) and "\n" not in str(exc.value)
+    assert latency.eager_refusal(checkpoints.load_checkpoint(weights)) is None
 
 
 def test_unknown_runtime_and_missing_onnx_are_one_line_errors(tiny_model, tmp_path):

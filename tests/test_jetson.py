@@ -499,6 +499,26 @@ def test_remote_trtexec_path_and_home_workdir(sshd, tmp_path, onnx_models):
     assert "TensorRT fp16 mode" in rows[1]["note"]
 
 
+def test_fp16_variant_is_built_by_tensorrt_in_fp16_only(tmp_path, onnx_models):
+    """The staged manifest marks an fp16 variant for TensorRT --fp16 only (its fp32 engine is its base's); the
+    device script honours it; the row says what TensorRT computed. No SSH: the stage and the device script."""
+    fake = tmp_path / "trtexec"
+    fake.write_text(FAKE_TRTEXEC.format(python=sys.executable))
+    fake.chmod(0o755)
+    kd = dict(onnx_models)["kd"]
+    cfg = _cfg({"user": "u", "port": 22, "key": "", "known_hosts": tmp_path / "known_hosts"}, tmp_path,
+               host="jetson", key="", trtexec=str(fake), runtimes=["tensorrt-fp32", "tensorrt-fp16"])
+    entries = jetson._stage(tmp_path / "stage", [("kd", kd), ("fp16_kd", kd)], _settings(cfg))
+    assert "tensorrt_precisions" not in entries[0] and entries[1]["tensorrt_precisions"] == ["fp16"]
+    manifest = json.loads((tmp_path / "stage" / "manifest.json").read_text())
+    raw, code = _load_device_module().run(manifest, str(tmp_path / "stage"))
+    assert code == 0, raw
+    got = [(r["variant"], r["runtime"], r["precision"]) for r in raw["results"]]
+    assert got == [("kd", "tensorrt", "fp32"), ("kd", "tensorrt", "fp16"), ("fp16_kd", "tensorrt", "fp16")]
+    row = jetson.to_rows(raw, entries)[2]
+    assert row["precision"] == "fp16" and "float16 weights: TensorRT --fp16 computes in fp16" in row["note"]
+
+
 def test_device_without_sftp_subsystem_uses_legacy_scp(sshd_bin, tmp_path, onnx_models, caplog):
     (tmp_path / "sshd").mkdir()
     with _running_sshd(sshd_bin, tmp_path / "sshd", sftp=False) as server:

@@ -5,6 +5,7 @@ Variant names:
   pr_kd_<level>                         KD student pruned at <level> (low|medium|high) and fine-tuned
   ptq_kd_<bits>                         KD student quantized to <bits> (32|16|8|6|4)
   ptq_pr_kd_<level>_<bits>              a pruned level, then quantized (combined variants, from config)
+  fp16_<base>                           kd or pr_kd_<level> with BN folded and float16 weights (quantize.fp16)
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ FLOAT_BASE = ("teacher", "kd", "scratch")
 _PR = re.compile(r"^pr_kd_(?P<level>[a-z0-9]+)$")
 _PTQ = re.compile(r"^ptq_kd_(?P<bits>\d+)$")
 _PTQ_PR = re.compile(r"^ptq_pr_kd_(?P<level>[a-z0-9]+)_(?P<bits>\d+)$")
+_FP16 = re.compile(r"^fp16_(?P<base>kd|pr_kd_(?P<level>[a-z0-9]+))$")
 
 
 def weights_path(variant: str, root: str | Path = ".") -> Path:
@@ -51,6 +53,9 @@ def describe(variant: str) -> dict:
     if m:
         return {"method": "pruning+quantization", "setting": f"{m['level']}/{m['bits']}",
                 "base": f"pr_kd_{m['level']}", "bits": int(m["bits"])}
+    m = _FP16.match(variant)
+    if m:  # float16 weights: 16 bits, but float, not integers (bits stays None: no integer quantization)
+        return {"method": "fp16", "setting": m["level"] or "", "base": m["base"], "bits": None}
     raise ValueError(f"unknown variant name {variant!r}")
 
 
@@ -58,6 +63,16 @@ def summary_fields(variant: str) -> dict:
     """The method and setting columns of a variant's result rows."""
     d = describe(variant)
     return {"method": d["method"], "setting": d["setting"]}
+
+
+def is_fp16(variant: str) -> bool:
+    return bool(_FP16.match(variant))
+
+
+def is_brevitas_quantized(variant: str) -> bool:
+    """A brevitas-quantized variant (ptq_* below 32 bits): eager PyTorch only emulates it in fp32."""
+    bits = describe(variant)["bits"]
+    return bits is not None and bits < 32
 
 
 def name(model: str, pr_level: str | None = None, bits: int | None = None) -> str:

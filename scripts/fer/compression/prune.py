@@ -20,7 +20,7 @@ import logging
 import torch
 from torch import nn
 
-from fer import CLASSES, IMAGE_SIZE
+from fer import IMAGE_SIZE
 from fer.models import nets
 
 log = logging.getLogger("fer")
@@ -64,6 +64,7 @@ def prune_model(model: nets.FERNet, ratios: dict) -> dict:
     if unknown:
         raise ValueError(f"unknown layers in pruning ratios: {sorted(unknown)} (allowed: {', '.join(PRUNABLE)})")
     arch_before = nets.current_arch(model)
+    n_classes = model.classifier.fc2.out_features
     before = {layer: _out(model, layer) for layer in PRUNABLE}
     fc2 = model.classifier.fc2
     was_training = model.training
@@ -101,7 +102,7 @@ def prune_model(model: nets.FERNet, ratios: dict) -> dict:
     model.arch = nets.current_arch(model)  # keep the constructor record in step with the layers
     model.train(was_training)
     after = {layer: _out(model, layer) for layer in PRUNABLE}
-    if model.classifier.fc2.out_features != len(CLASSES):
+    if model.classifier.fc2.out_features != n_classes:
         raise RuntimeError(f"pruning changed the number of classes to {model.classifier.fc2.out_features}")
     return {"ratios": {k: float(ratios.get(k, 0.0)) for k in PRUNABLE}, "channels_before": before,
             "channels_after": after, "kept": {_qualified(k): v for k, v in kept.items()}, "history": history,

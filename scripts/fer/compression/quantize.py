@@ -29,7 +29,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from fer import CLASSES, IMAGE_SIZE
+from fer import IMAGE_SIZE
 from fer.data import preprocess
 from fer.models import nets
 from torch.nn.utils.fusion import fuse_conv_bn_weights
@@ -105,7 +105,7 @@ class QuantFERNet(nn.Module):
             ("fc1", wq(qnn.QuantLinear, prev * size * size, int(arch["hidden"]))),
             ("relu", relu()),
             ("dropout", nn.Dropout(float(arch.get("dropout", 0.0)))),
-            ("fc2", wq(qnn.QuantLinear, int(arch["hidden"]), int(arch.get("num_classes", len(CLASSES))))),
+            ("fc2", wq(qnn.QuantLinear, int(arch["hidden"]), int(arch["num_classes"]))),
         ]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -35,9 +35,12 @@ def file_size_bytes(path) -> int:
 
 
 def deployed_size_bytes(ckpt: dict, model: nn.Module) -> int:
-    """Size a deployment ships for a loaded checkpoint: bit-packed for quantized variants, fp32 otherwise."""
+    """Size a deployment ships for a loaded checkpoint: bit-packed for quantized variants, 2 bytes per parameter
+    for fp16 variants (BN already folded), fp32 otherwise."""
     if ckpt.get("quant"):
         return packed_size_bytes(model, ckpt)
+    if ckpt.get("fp16"):
+        return float_size_bytes(model, bytes_per_value=2)
     return float_size_bytes(model)
 
 

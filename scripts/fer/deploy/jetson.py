@@ -13,9 +13,11 @@ timeout, ``StrictHostKeyChecking=accept-new`` and a ``UserKnownHostsFile`` the p
 (``jetson.known_hosts``), the configured key and port. Every failure ends in a :class:`JetsonError` subclass
 with a one-line message naming the cause; nothing outside the workspace and the outputs is written locally.
 
-Sub-8-bit variants (``ptq_kd_6``, ``ptq_kd_4`` ...) keep their weights in int8 containers in ONNX, and the
-original Jetson Nano (Maxwell) has no INT8 in TensorRT (fp16 is its fast path): their rows say so in ``note``
-— a storage saving, not a speed-up.
+The original Jetson Nano (Maxwell) has no INT8 in TensorRT: fp16 is its fast path. The fp16_* variants (float16
+weights, :mod:`fer.compression.fp16`) are built by TensorRT in ``--fp16`` mode only (an fp32 engine of them is
+their base's engine); quantized rows say in ``note`` that their saving is storage, not speed: 6-bit weights sit
+in int8 containers, 4-bit graphs hold INT4 initializers at opset 21, which TensorRT before 10 and onnxruntime
+before 1.18 cannot load (the device reports that as a skipped combination).
 
 Outside Snakemake, ``tools/benchmark_jetson.py`` is a small CLI (``--help``).
 """
@@ -71,6 +73,14 @@ def inspect_onnx(path) -> dict:
     except Exception as exc:
         raise JetsonConfigError(f"{path}: not a readable ONNX model ({exc.__class__.__name__}: {exc})") from None
     return info
+
+
+def _export_format(path) -> str | None:
+    """The export sidecar's ``format`` (results/onnx/<variant>.json beside the graph), None without one."""
+    try:
+        return json.loads(Path(path).with_suffix(".json").read_text()).get("format")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _normalise_models(models) -> list[tuple[str, Path]]:
@@ -198,8 +208,11 @@ def _stage(workspace: Path, models: list[tuple[str, Path]], s: Jetson) -> list[d
     for name, path in models:
         meta = inspect_onnx(path)
         shutil.copyfile(path, workspace / "models" / f"{name}.onnx")
-        entries.append({"variant": name, "file": f"models/{name}.onnx", "bits": variants.describe(name)["bits"],
-                        **meta})
+        entry = {"variant": name, "file": f"models/{name}.onnx", "bits": variants.describe(name)["bits"],
+                 "format": _export_format(path), **meta}
+        if variants.is_fp16(name):
+            entry["tensorrt_precisions"] = ["fp16"]  # the fp16 variant's engine; fp32 is its base's engine
+        entries.append(entry)
     shutil.copyfile(DEVICE_SCRIPT, workspace / DEVICE_SCRIPT.name)
     manifest = {"runs": s.runs, "warmup": s.warmup, "threads": s.threads, "trtexec": s.trtexec,
                 "runtimes": s.runtimes, "trtexec_timeout": s.timeout, "models": entries}
@@ -314,8 +327,12 @@ def _device_failure(s: Jetson, proc) -> JetsonError:
 def _note(entry: dict, runtime: str, precision: str) -> str:
     notes = []
     bits, qdq = entry.get("bits"), bool(entry.get("qdq"))
-    if bits is not None and bits < 8:
-        held = "are stored in int8 containers" if qdq else f"run here as {precision}"
+    if entry.get("format") == "fp16" or variants.is_fp16(entry.get("variant", "")):
+        notes.append("float16 weights" + (": TensorRT --fp16 computes in fp16" if runtime == "tensorrt" else
+                                          ", cast to fp32 for the onnxruntime kernels"))
+    elif bits is not None and bits < 8:
+        held = ("are stored as INT4 (opset 21)" if entry.get("format") == "int4" else
+                "are stored in int8 containers" if qdq else f"run here as {precision}")
         notes.append(f"{bits}-bit weights {held}: a storage saving, not a speed-up (the Jetson Nano has no INT8 "
                      f"in TensorRT; fp16 is its fast path)")
     elif bits == 8 and qdq:

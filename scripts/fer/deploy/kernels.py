@@ -28,14 +28,16 @@ FLOAT_BITS = checkpoints.FLOAT_BITS  # fp32: not quantized
 
 
 # ------------------------------------------------------------------------------------------- executed graph
-def optimized_op_counts(path: str | os.PathLike, threads: int = 1, level: str = "all") -> dict[str, int]:
+def optimized_op_counts(path: str | os.PathLike, threads: int = 1, level: str = "all",
+                        fold_weight_dq: bool = False) -> dict[str, int]:
     """Op types (with counts) of the graph onnxruntime's CPU provider executes for the model at ``path`` after
-    its graph optimizations at ``level`` (see :data:`fer.deploy.ort.LEVELS`)."""
+    its graph optimizations at ``level`` (see :data:`fer.deploy.ort.LEVELS`), in a session built with
+    ``fold_weight_dq`` as the benchmark builds it (:func:`fer.deploy.ort.session`)."""
     import onnx  # heavy and optional: only ONNX runs need it
 
     with tempfile.TemporaryDirectory(prefix="fer-ort-") as tmp:
         out = Path(tmp) / "optimized.onnx"
-        ort.session(path, threads, optimized_path=out, level=level)
+        ort.session(path, threads, optimized_path=out, level=level, fold_weight_dq=fold_weight_dq)
         graph = onnx.load(str(out), load_external_data=False).graph
         counts: dict[str, int] = {}
         for node in graph.node:

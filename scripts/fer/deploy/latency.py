@@ -7,7 +7,10 @@ Protocol (the same for every variant and runtime, as in the original Jetson Nano
 process may be pinned to as many cores (``pin``). The garbage collector is paused while timing.
 
 - ``pytorch``: the checkpoint as saved, in eager mode under ``torch.inference_mode()`` with
-  ``torch.set_num_threads(threads)``. Quantized variants run brevitas' fake quantization in fp32.
+  ``torch.set_num_threads(threads)``; float variants only. A brevitas-quantized checkpoint is refused: eager
+  PyTorch would run brevitas' fake quantization in fp32 (10-16 ms here for a 0.1 ms model), an emulation and
+  not a deployment figure; so is an fp16 checkpoint (eager runs its upcast weights in fp32: its base's row).
+  Their deployable is the ONNX graph (``onnxruntime``).
 - ``onnxruntime``: the exported ONNX graph in the project's session (:mod:`fer.deploy.ort`): CPU execution
   provider, ``intra_op_num_threads=threads``,
   ``inter_op_num_threads=1``, sequential execution, all graph optimizations (constant folding, BN folded
@@ -199,17 +202,26 @@ def describe_checkpoint(ckpt: dict) -> dict:
     return {"quantized": bits < checkpoints.FLOAT_BITS, "bits": bits, "act_bits": act_bits}
 
 
-def _torch_precision(info: dict) -> tuple[str, str]:
-    if not info["quantized"]:
-        return "fp32", "eager PyTorch, fp32"
-    note = (f"brevitas fake quantization: {info['bits']}-bit weights are rounded and computed in fp32 "
-            f"(this measures the quantized model's cost in eager PyTorch, not an integer speed-up)")
-    return "fp32-fakequant", note
+def eager_refusal(ckpt: dict) -> str | None:
+    """Why eager PyTorch must not time this checkpoint (None for float checkpoints): a brevitas-quantized one
+    would time an fp32 emulation of the quantization, an fp16 one its upcast fp32 weights."""
+    info = describe_checkpoint(ckpt)
+    if info["quantized"]:
+        return (f"eager PyTorch runs this {info['bits']}-bit checkpoint as brevitas' fake quantization in fp32, an "
+                "emulation and not a deployable model: benchmark its ONNX graph (runtime onnxruntime)")
+    if checkpoints.is_fp16(ckpt):
+        return ("eager PyTorch runs this fp16 checkpoint's weights upcast to fp32 (its base's fp32 row): "
+                "benchmark its ONNX graph (runtime onnxruntime)")
+    return None
 
 
 def bench_pytorch(weights, runs: int, warmup: int, threads: int, x: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
-    """Latency of the checkpoint in eager PyTorch; returns (row fields, logits on ``x``)."""
+    """Latency of a float checkpoint in eager PyTorch; returns (row fields, logits on ``x``). Refuses a
+    quantized or fp16 checkpoint (:func:`eager_refusal`)."""
     ckpt = checkpoints.load_checkpoint(weights)
+    refusal = eager_refusal(ckpt)
+    if refusal:
+        raise BenchmarkError(f"{weights}: {refusal}")
     info = describe_checkpoint(ckpt)
     model = checkpoints.load_model(weights).eval()
     arch = ckpt.get("arch", {})
@@ -220,8 +232,8 @@ def bench_pytorch(weights, runs: int, warmup: int, threads: int, x: np.ndarray |
     with torch.inference_mode():
         out = model(xt).float().numpy().copy()
         timed = time_calls(lambda: model(xt), runs, warmup, with_cpu=True)
-    precision, note = _torch_precision(info)
-    executed = f"torch eager, {torch.get_num_threads()} thread(s)" + (", brevitas fake-quant" if info["quantized"] else "")
+    precision, note = "fp32", "eager PyTorch, fp32"
+    executed = f"torch eager, {torch.get_num_threads()} thread(s)"
     return {"precision": precision, "note": note, "executed": executed,
             "bits": info["bits"], **_with_cpu_stats(timed)}, out
 
@@ -232,6 +244,13 @@ def onnx_labels(ops: dict[str, int], bits: int, export_format: str | None = None
     (float | qcdq | fake-quant) when known."""
     precision, executed = kernels.classify(ops, bits, export_format)
     notes = []
+    if export_format == "fp16":
+        executed += " (float16 weights cast to fp32 at load)"
+        notes.append("float16 weights (half the file); onnxruntime's x86 CPU provider has no fp16 Conv kernels, so "
+                     "it computes in fp32: a storage saving here, TensorRT --fp16 computes in fp16")
+    if export_format == "int4":
+        notes.append("INT4 weight initializers (the file is the real size), dequantized to fp32 once at session "
+                     "load (session.disable_quant_qdq)")
     if bits < 32 and precision in ("fp32-fakequant", "fp32-qdq", "fp32"):
         notes.append(f"{bits}-bit quantization emulated in fp32: no speed-up over fp32; the saving is storage "
                      f"(size_bytes is computed from the bit width)")
@@ -252,8 +271,9 @@ def bench_onnxruntime(onnx_path, runs: int, warmup: int, threads: int, bits: int
     """Latency of the ONNX graph in onnxruntime (CPU EP); returns (row fields, logits on ``x``)."""
     if not Path(onnx_path).is_file():
         raise BenchmarkError(f"{onnx_path} does not exist")
-    ops = kernels.optimized_op_counts(onnx_path, threads)
-    sess = ort.session(onnx_path, threads)
+    fold = export_format == "int4"  # no int4 kernels: dequantize the weights once, at load (fer.deploy.ort)
+    ops = kernels.optimized_op_counts(onnx_path, threads, fold_weight_dq=fold)
+    sess = ort.session(onnx_path, threads, fold_weight_dq=fold)
     inp = sess.get_inputs()[0]
     if x is None:
         shape = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]

@@ -3,16 +3,27 @@
 Graph formats (the sidecar's ``format``):
 
 - ``float``: teacher, kd, scratch, pr_kd_* and the 32-bit reference; plain fp32 graph.
-- ``qcdq``: brevitas' standard QuantizeLinear -> Clip -> DequantizeLinear graph (8-bit weights and
-  activations by default, ``export.qcdq_bits``). Weights are stored as int8 initializers and onnxruntime
-  fuses the pattern into int8 kernels (QLinearConv / QGemm); the sidecar counts those fused nodes.
-- ``fake-quant``: every other quantized width (16, 6, 4 bits by default). The quantizers are traced as
-  float arithmetic (scale, Round, Clip, rescale): the graph reproduces the quantized model's numbers but
-  stores fp32 weights and runs fp32 kernels, so its file size and speed say nothing about the bit width.
-  The real size of those variants is ``size_bytes`` in the summary (computed from the bit width).
+- ``fp16``: the fp16_* variants (:mod:`fer.compression.fp16`): float16 weight initializers (2 bytes per
+  parameter), each followed by a ``Cast`` to float (:func:`to_fp16_graph`). The compute is explicit: fp32 on
+  the fp16 weights, which is what onnxruntime's CPU provider does on x86 anyway (it has no fp16 Conv kernels
+  there and would insert the casts itself); TensorRT ``--fp16`` builds an fp16 engine from the same file.
+- ``qcdq``: brevitas' standard QuantizeLinear -> Clip -> DequantizeLinear graph (widths in
+  ``export.qcdq_bits``). Weights are stored as int8 initializers; at 8 bits onnxruntime fuses the pattern into
+  int8 kernels (QLinearConv / QGemm), the sidecar counts those fused nodes. 6-bit weights sit in int8
+  containers (ONNX has no 6-bit type): the file is the int8 size, the real size is ``size_bytes``.
+- ``int4``: 4-bit weights (in ``export.qcdq_bits``): the QCDQ graph with every weight initializer rewritten
+  to an ONNX INT4 tensor (packed two per byte) feeding an opset-21 ``DequantizeLinear`` with its per-channel
+  scales (axis 0) and int4 zero points (:func:`to_int4_graph`); the weight Clip is dropped (int4 holds the
+  narrow range [-7, 7]). Activations keep int8 Q/Clip/DQ containers (they are not stored). onnxruntime
+  dequantizes the weights and runs fp32 kernels: a storage format, not an int4 kernel.
+- ``fake-quant``: every other quantized width (16 bits; any width not in ``export.qcdq_bits``). The
+  quantizers are traced as float arithmetic (scale, Round, Clip, rescale): the graph reproduces the quantized
+  model's numbers but stores fp32 weights and runs fp32 kernels, so its file size and speed say nothing about
+  the bit width. The real size of those variants is ``size_bytes`` in the summary (computed from the bit
+  width).
 
 Every graph takes ``input`` (N x 1 x 48 x 48 float, preprocessed as :func:`fer.data.preprocess.to_tensor`,
-dynamic batch) and returns ``logits`` (N x 7). The sidecar also records the parity of onnxruntime against
+dynamic batch) and returns ``logits`` (N x classes). The sidecar also records the parity of onnxruntime against
 PyTorch on the test split (max |logit difference| and the share of identical top-1 predictions).
 """
 from __future__ import annotations
@@ -29,9 +40,11 @@ from fer.deploy import kernels, ort
 
 log = logging.getLogger("fer")
 
-FORMATS = ("float", "qcdq", "fake-quant")
+FORMATS = ("float", "fp16", "qcdq", "int4", "fake-quant")
 INPUT, OUTPUT = "input", "logits"
 DEFAULT_OPSET = 17
+INT4_OPSET = 21  # the first opset with INT4 tensors in DequantizeLinear
+INT4_MIN, INT4_MAX = -8, 7
 
 # Parity tolerances (onnxruntime vs PyTorch on the same preprocessed images), per format:
 #   max_abs: largest |logit difference| allowed; agreement: minimum share of identical top-1 predictions.
@@ -39,21 +52,37 @@ DEFAULT_OPSET = 17
 # same arithmetic, but a value that lands on a rounding boundary may round one step the other way (measured:
 # 0 at 6/4 bits, 5e-5 at 16 bits). QCDQ graphs run onnxruntime's int8 kernels, whose requantization rounds
 # differently from brevitas' float emulation (measured: 0.008 at 8 bits, every prediction identical).
+# fp16 graphs compute in fp32 on the same fp16-rounded weights as the PyTorch model: float's tolerance. int4
+# graphs dequantize the same integers with the same scales (measured: ~1e-7), but may meet fused int8 kernels
+# on another onnxruntime build: qcdq's tolerance.
 TOLERANCE = {
     "float": {"max_abs": 1e-4, "agreement": 1.0},
+    "fp16": {"max_abs": 1e-4, "agreement": 1.0},
     "fake-quant": {"max_abs": 0.05, "agreement": 0.99},
     "qcdq": {"max_abs": 0.1, "agreement": 0.99},
+    "int4": {"max_abs": 0.1, "agreement": 0.99},
 }
 
 
-def graph_format(quant: dict | None, qcdq_bits=(8,)) -> str:
-    """``float`` | ``qcdq`` | ``fake-quant`` for a checkpoint's ``quant`` entry (None for float variants)."""
+def graph_format(quant: dict | None, qcdq_bits=(8,), fp16: bool = False) -> str:
+    """``float`` | ``fp16`` | ``qcdq`` | ``int4`` | ``fake-quant`` for a checkpoint's ``quant`` entry (None for
+    float variants); ``fp16``: the checkpoint is an fp16 variant."""
+    if fp16:
+        return "fp16"
     wb, ab = checkpoints.quant_bits(quant)
     if wb >= checkpoints.FLOAT_BITS:
         return "float"
     if wb <= 8 and ab <= 8 and wb in {int(b) for b in qcdq_bits}:
-        return "qcdq"
+        return "int4" if wb <= 4 else "qcdq"
     return "fake-quant"
+
+
+def weight_storage(fmt: str, weight_bits: int) -> str:
+    """How the graph of format ``fmt`` stores its weights, for the summary's ``onnx_weights`` column."""
+    if fmt == "qcdq" and int(weight_bits) < 8:
+        return f"int8 containers ({weight_bits}-bit values: ONNX has no {weight_bits}-bit type)"
+    return {"float": "float32", "fp16": "float16", "qcdq": "int8", "int4": "int4 (packed 2 per byte)",
+            "fake-quant": "float32 (quantization emulated)"}[fmt]
 
 
 @contextlib.contextmanager
@@ -78,16 +107,152 @@ def export_model(model: torch.nn.Module, path, fmt: str, opset: int = DEFAULT_OP
               dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}})
     with files.atomic_path(path) as tmp, _quiet(), torch.no_grad():
         target = str(tmp)
-        if fmt == "qcdq":
+        if fmt in ("qcdq", "int4"):
             from brevitas.export import export_onnx_qcdq  # heavy: brevitas' exporter, only for QCDQ graphs
 
             export_onnx_qcdq(model, args=_example(), export_path=target, dynamo=False, **kw)
         else:
-            # float and fake-quant: the TorchScript exporter traces brevitas' quantizers as float arithmetic
+            # float, fp16 and fake-quant: the TorchScript exporter traces brevitas' quantizers as float arithmetic
             torch.onnx.export(model, (_example(),), target, dynamo=False, do_constant_folding=True, **kw)
         import onnx  # heavy and optional: only ONNX runs need it
 
-        onnx.checker.check_model(onnx.load(target))
+        if fmt in ("fp16", "int4"):
+            graph = onnx.load(target)
+            graph = to_fp16_graph(graph) if fmt == "fp16" else to_int4_graph(graph, max(int(opset), INT4_OPSET))
+            onnx.save(graph, target)
+        onnx.checker.check_model(onnx.load(target), full_check=True)
+
+
+def to_fp16_graph(graph):
+    """``graph`` (an ``onnx.ModelProto``) with every float initializer stored as float16 and cast back to float
+    by a ``Cast`` node at the top of the graph: half the bytes on disk, explicit fp32 compute. Exact for weights
+    that are fp16-rounded already (the fp16_* checkpoints)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    casts = []
+    for init in graph.graph.initializer:
+        if init.data_type != TensorProto.FLOAT:
+            continue
+        name = init.name
+        init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), f"{name}_fp16"))
+        casts.append(helper.make_node("Cast", [f"{name}_fp16"], [name], to=TensorProto.FLOAT, name=f"{name}_cast"))
+    nodes = casts + list(graph.graph.node)
+    del graph.graph.node[:]
+    graph.graph.node.extend(nodes)
+    onnx.checker.check_model(graph)
+    return graph
+
+
+def _pack_int4(values: np.ndarray) -> bytes:
+    """Signed int4 values packed two per byte, the first in the low nibble (the ONNX layout)."""
+    u = (values.astype(np.int16).reshape(-1) & 0xF).astype(np.uint8)
+    if u.size % 2:
+        u = np.concatenate([u, np.zeros(1, np.uint8)])
+    return (u[0::2] | (u[1::2] << 4)).astype(np.uint8).tobytes()
+
+
+def int4_tensor(name: str, values: np.ndarray):
+    """An ONNX INT4 initializer holding the integers ``values`` (each in [-8, 7])."""
+    from onnx import TensorProto, helper
+
+    values = np.asarray(values)
+    if values.size and (values.min() < INT4_MIN or values.max() > INT4_MAX):
+        raise ValueError(f"{name}: values outside int4 [{INT4_MIN}, {INT4_MAX}]")
+    return helper.make_tensor(name, TensorProto.INT4, list(values.shape), _pack_int4(values), raw=True)
+
+
+def to_int4_graph(graph, opset: int = INT4_OPSET):
+    """A QCDQ ``graph`` with its weights stored as INT4: every int8 weight initializer that feeds a
+    ``DequantizeLinear`` (directly or through brevitas' narrow-range ``Clip``) and whose values fit in int4
+    becomes an INT4 initializer, its zero point an INT4 zero point, the ``Clip`` goes (the values already lie in
+    its range) and the opset becomes ``opset`` (>= 21). Activation Q/DQ pairs (no initializer) and int32 bias
+    initializers are left alone. Raises ValueError if no weight could be converted."""
+    import onnx
+    from onnx import TensorProto, numpy_helper
+
+    if int(opset) < INT4_OPSET:
+        raise ValueError(f"INT4 DequantizeLinear needs opset >= {INT4_OPSET}, got {opset}")
+    inits = {i.name: i for i in graph.graph.initializer}
+    producer = {o: n for n in graph.graph.node for o in n.output}
+    dropped, added, converted = [], {}, 0
+    for node in graph.graph.node:
+        if node.op_type != "DequantizeLinear" or len(node.input) < 3:
+            continue
+        src, clip = node.input[0], None
+        if src not in inits and producer.get(src) is not None and producer[src].op_type == "Clip":
+            clip = producer[src]
+            src = clip.input[0]
+        w = inits.get(src)
+        if w is None or w.data_type != TensorProto.INT8:
+            continue
+        values = numpy_helper.to_array(w)
+        if clip is not None:  # the Clip must be a no-op on these values, or dropping it would change the graph
+            lo, hi = (int(numpy_helper.to_array(inits[x])) for x in clip.input[1:3])
+            if values.min() < lo or values.max() > hi:
+                continue
+        if values.min() < INT4_MIN or values.max() > INT4_MAX:
+            continue
+        zp = numpy_helper.to_array(inits[node.input[2]])
+        for name, v in ((f"{w.name}_int4", values), (f"{node.input[2]}_int4", zp)):
+            if name not in added:  # an initializer two nodes share is converted once
+                added[name] = int4_tensor(name, v)
+        node.input[0], node.input[2] = f"{w.name}_int4", f"{node.input[2]}_int4"
+        if clip is not None:
+            dropped.append(clip)
+        converted += 1
+    if not converted:
+        raise ValueError("no int8 weight initializer with values in int4 range feeds a DequantizeLinear")
+    for clip in dropped:
+        graph.graph.node.remove(clip)
+    graph.graph.initializer.extend(added.values())
+    _compact(graph)
+    for op in graph.opset_import:
+        if op.domain in ("", "ai.onnx"):
+            op.version = max(int(op.version), int(opset))
+    graph.ir_version = max(graph.ir_version, 10)  # opset 21 needs IR version 10
+    onnx.checker.check_model(graph)
+    return graph
+
+
+def _compact(graph) -> None:
+    """Drop what a stored graph need not hold: all-zero zero points of a ``DequantizeLinear`` of an initializer
+    (an optional input that defaults to 0; brevitas writes int32 zeros per bias channel), initializers nothing
+    uses, and brevitas' long tensor and node names (renamed ``t<i>``; ``input`` and ``logits`` keep theirs). A few
+    KB, which is what keeps a 4-bit file near its computed size."""
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in graph.graph.initializer}
+    for node in graph.graph.node:
+        if node.op_type == "DequantizeLinear" and len(node.input) == 3 and node.input[0] in inits \
+                and node.input[2] in inits and not numpy_helper.to_array(inits[node.input[2]]).any():
+            del node.input[2]
+    used = {i for n in graph.graph.node for i in n.input}
+    for init in [i for i in graph.graph.initializer if i.name not in used]:
+        graph.graph.initializer.remove(init)
+    keep = {v.name for v in graph.graph.input} | {v.name for v in graph.graph.output}
+    names: dict[str, str] = {}
+
+    def short(name: str) -> str:
+        if not name or name in keep:
+            return name
+        return names.setdefault(name, f"t{len(names)}")
+
+    for init in graph.graph.initializer:
+        init.name = short(init.name)
+    for i, node in enumerate(graph.graph.node):
+        node.input[:] = [short(x) for x in node.input]
+        node.output[:] = [short(x) for x in node.output]
+        node.name = f"n{i}"
+    del graph.graph.value_info[:]
+
+
+def opset_of(path) -> int:
+    """The default-domain opset of the ONNX file at ``path``."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return next(int(op.version) for op in model.opset_import if op.domain in ("", "ai.onnx"))
 
 
 def _threads() -> int:
@@ -126,7 +291,12 @@ def within_tolerance(fmt: str, par: dict) -> bool:
 
 FORMAT_NOTES = {
     "float": "fp32 graph",
-    "qcdq": "QuantizeLinear/Clip/DequantizeLinear graph with int8 weight initializers; onnxruntime runs int8 kernels",
+    "fp16": "float16 weight initializers, each Cast to float: fp32 compute on the fp16 weights (onnxruntime's x86 "
+            "CPU provider has no fp16 Conv kernels); TensorRT --fp16 computes in fp16",
+    "qcdq": "QuantizeLinear/Clip/DequantizeLinear graph with int8 weight initializers (sub-8-bit values in int8 "
+            "containers); at 8 bits onnxruntime runs int8 kernels",
+    "int4": "opset-21 DequantizeLinear with INT4 weight initializers (packed two per byte, per-channel scales, "
+            "axis 0); activations in int8 Q/DQ containers; onnxruntime dequantizes the weights and runs fp32 kernels",
     "fake-quant": "quantization emulated in fp32 (Round/Clip); fp32 weights and kernels: the file size is not the "
                   "model size (see size_bytes)",
 }

@@ -5,7 +5,8 @@ Conv->BN->ReLU lets BN fold into the conv before quantization. Layer names (``fe
 ``classifier.fc1``, ``classifier.fc2``) are stable: pruning ratios and quantization refer to them.
 
 A pruned model is again an :class:`FERNet`, only narrower, so every float variant is described by its
-``arch`` dict and a plain ``state_dict``.
+``arch`` dict and a plain ``state_dict``. ``batchnorm=False`` (arch key ``"batchnorm": false``) is the same
+network with BN folded into the convs (each conv then has a bias): the fp16_* variants are stored that way.
 """
 from __future__ import annotations
 
@@ -19,16 +20,19 @@ from fer import CLASSES, IMAGE_SIZE
 class FERNet(nn.Module):
     # widths come from the config (models.teacher / models.student in config/config.yaml), never from here
     def __init__(self, channels, hidden, dropout, num_classes=len(CLASSES),
-                 in_size=IMAGE_SIZE, in_channels=1):
+                 in_size=IMAGE_SIZE, in_channels=1, batchnorm=True):
         super().__init__()
         self.arch = {"channels": [int(c) for c in channels], "hidden": int(hidden), "dropout": float(dropout),
                      "num_classes": int(num_classes), "in_size": int(in_size), "in_channels": int(in_channels)}
+        if not batchnorm:  # BN folded into the convs (fp16_* variants); the key appears only then
+            self.arch["batchnorm"] = False
         layers = OrderedDict()
         prev = in_channels
         size = in_size
         for i, c in enumerate(channels, start=1):
-            layers[f"conv{i}"] = nn.Conv2d(prev, c, kernel_size=3, padding=1, bias=False)
-            layers[f"bn{i}"] = nn.BatchNorm2d(c)
+            layers[f"conv{i}"] = nn.Conv2d(prev, c, kernel_size=3, padding=1, bias=not batchnorm)
+            if batchnorm:
+                layers[f"bn{i}"] = nn.BatchNorm2d(c)
             layers[f"relu{i}"] = nn.ReLU(inplace=True)
             layers[f"pool{i}"] = nn.MaxPool2d(2)
             prev = c
@@ -48,7 +52,7 @@ class FERNet(nn.Module):
 
 def build(arch: dict) -> FERNet:
     """An :class:`FERNet` from an ``arch`` dict (as saved in every checkpoint)."""
-    keys = ("channels", "hidden", "dropout", "num_classes", "in_size", "in_channels")
+    keys = ("channels", "hidden", "dropout", "num_classes", "in_size", "in_channels", "batchnorm")
     return FERNet(**{k: arch[k] for k in keys if k in arch})
 
 

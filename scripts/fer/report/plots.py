@@ -59,7 +59,7 @@ def training_curves(history: list[dict], path, title: str) -> None:
 # cost repeated in each row). Latency bars show p50 with a whisker up to p90.
 
 METHOD_COLORS = {"teacher": "#4C72B0", "distillation": "#DD8452", "scratch": "#8C8C8C", "pruning": "#55A868",
-                 "quantization": "#C44E52", "pruning+quantization": "#8172B3"}
+                 "quantization": "#C44E52", "pruning+quantization": "#8172B3", "fp16": "#937860"}
 LOCAL_DEVICE = "local-cpu"
 _RUNTIME_LABEL = {"pytorch": "PyTorch eager", "onnxruntime": "onnxruntime"}
 
@@ -384,15 +384,16 @@ def pruning_comparison(summary, path, ratios: dict | None = None, base: str = "k
 
 
 def quantization_comparison(summary, path, base: str = "kd") -> None:
-    """Real (bit-packed) size, accuracy and latency of ptq_kd_<bits>, from 32 down to 4 bits."""
+    """Real (bit-packed) size, accuracy and latency of ptq_kd_<bits>, from 32 down to 4 bits, and fp16_kd."""
     v = variant_table(summary)
     q = v[v["method"] == "quantization"]
     if q.empty:
         _placeholder(path, "Quantization", "no quantized variants in this run (ptq_kd_<bits>): nothing to compare")
         return
     q = q.assign(_bits=q["setting"].astype(int)).sort_values("_bits", ascending=False)
-    vs = ([base] if base in v.index else []) + list(q["variant"])
-    labels = (["KD fp32"] if base in v.index else []) + [f"{b} bit" for b in q["_bits"]]
+    half = [f"fp16_{base}"] if f"fp16_{base}" in v.index else []
+    vs = ([base] if base in v.index else []) + half + list(q["variant"])
+    labels = (["KD fp32"] if base in v.index else []) + ["fp16"] * len(half) + [f"{b} bit" for b in q["_bits"]]
     cols = _colors([v.loc[x, "method"] for x in vs])
     fig, axes = plt.subplots(1, 3, figsize=(17, 5.2), gridspec_kw={"width_ratios": [1, 1, 1.5]})
     _bars(axes[0], labels, [v.loc[x, "size_bytes"] / 1024 for x in vs], cols, fmt="{:,.1f} KB",
@@ -433,8 +434,8 @@ def quantization_comparison(summary, path, base: str = "kd") -> None:
         ax.legend(fontsize=8, loc="upper left")
         ax.grid(axis="y", alpha=0.3)
         ax.set_axisbelow(True)
-    fig.suptitle("Post-training quantization of the KD student: 32 / 16 / 8 / 6 / 4 bits", fontsize=13,
-                 weight="bold")
+    widths = " / ".join((["fp16"] if half else []) + [f"{b} bits" for b in q["_bits"]])
+    fig.suptitle(f"Quantization of the KD student: {widths}", fontsize=13, weight="bold")
     fig.tight_layout()
     _footer(fig, summary, "Below 8 bits the weights still sit in int8 containers at run time: the gain is storage "
                           "(real size is computed from the bit width), not speed.")

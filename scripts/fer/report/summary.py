@@ -11,8 +11,18 @@ from fer import files
 
 log = logging.getLogger("fer")
 
-SUMMARY_FIRST = ["variant", "method", "setting", "params", "macs", "size_bytes", "file_size_bytes", "accuracy",
-                 "macro_f1", "test_images", "test_subjects"]
+SUMMARY_FIRST = ["variant", "method", "setting", "params", "macs", "size_bytes", "onnx_file_bytes",
+                 "onnx_over_size", "onnx_format", "onnx_weights", "file_size_bytes", "accuracy", "macro_f1",
+                 "test_images", "test_subjects"]
+
+
+def export_columns(sidecar: dict) -> dict:
+    """The deployable file's columns from an export sidecar (results/onnx/<variant>.json): its size on disk
+    (``onnx_file_bytes``), graph format, how it stores its weights (``onnx_weights``, e.g. ``int4 (packed 2 per
+    byte)``, ``int8 containers (6-bit values: ONNX has no 6-bit type)``) and its opset."""
+    return {"variant": sidecar["variant"], "onnx_file_bytes": sidecar.get("onnx_file_size_bytes"),
+            "onnx_format": sidecar.get("format"), "onnx_weights": sidecar.get("weight_storage"),
+            "onnx_opset": sidecar.get("opset")}
 
 
 def _scalar_columns(d: dict) -> dict:
@@ -40,17 +50,23 @@ def _benchmark_rows(files) -> list[dict]:
     return rows
 
 
-def write_summary(metric_rows: list[dict], out_csv, benchmarks=()) -> pd.DataFrame:
+def write_summary(metric_rows: list[dict], out_csv, benchmarks=(), exports=()) -> pd.DataFrame:
     """results/summary.csv: one row per variant x runtime x device (one row per variant without benchmarks).
 
     ``metric_rows``: one dict per variant (a metrics JSON, or a row of the cross-validated table). Accuracy,
     size and MACs are repeated in every row, so that each row reads on its own; variants keep the order of
     ``metric_rows``, then local rows come before device rows, PyTorch before onnxruntime. Benchmark
     files are the local ``results/benchmarks/<variant>_<runtime>.json`` and the Jetson JSON (``rows``; an
-    empty list when the Jetson benchmark was skipped).
+    empty list when the Jetson benchmark was skipped). ``exports``: the export sidecars (with cross-validation
+    the first run's, the graphs that are benchmarked): each variant's deployable file (:func:`export_columns`)
+    beside its computed ``size_bytes``, and ``onnx_over_size`` = file / computed size.
     """
     rows = [_scalar_columns(r) for r in metric_rows]
     df = pd.DataFrame(rows)
+    sidecars = [export_columns(json.loads(Path(f).read_text())) for f in exports]
+    if sidecars and not df.empty:
+        df = df.merge(pd.DataFrame(sidecars), on="variant", how="left")
+        df["onnx_over_size"] = df["onnx_file_bytes"] / df["size_bytes"]
     bench = _benchmark_rows(benchmarks)
     if bench and not df.empty:
         b = pd.DataFrame(bench)

@@ -18,7 +18,9 @@ from fer import files
 # (column, header, format)
 TABLE_COLUMNS = [
     ("variant", "variant", "s"), ("method", "method", "s"), ("setting", "setting", "s"), ("bits", "bits", "d"),
-    ("params", "params", ",d"), ("macs", "MACs", ",d"), ("size_bytes", "size (KB)", "kb"),
+    ("params", "params", ",d"), ("macs", "MACs", ",d"), ("budget_macs", "MAC budget", ",d"),
+    ("budget_macs_reached", "MACs / budget", ".3f"), ("size_bytes", "size (KB)", "kb"),
+    ("onnx_file_bytes", "ONNX file (KB)", "kb"), ("onnx_weights", "ONNX weights", "s"),
     ("accuracy", "accuracy", ".3f"), ("macro_f1", "macro-F1", ".3f"), ("device", "device", "s"),
     ("runtime", "runtime", "s"), ("precision", "precision", "s"), ("latency_ms_p50", "p50 (ms)", ".4f"),
     ("latency_ms_p90", "p90 (ms)", ".4f"), ("p90_over_p50", "p90/p50", ".2f"), ("latency_ms_mean", "mean (ms)", ".4f"),
@@ -83,8 +85,12 @@ def protocol_lines(df: pd.DataFrame, jetson_status: dict | None = None) -> list[
         status = jetson_status.get("status", "")
         if status != "ok":
             lines.append(f"Jetson: {jetson_status.get('message') or status or 'no rows'}.")
-    lines.append("Size: deployed size (fp32 with BN folded; quantized variants bit-packed, including scales and "
-                 "biases), not the size of a file on disk. MACs are counted on the float twin of every variant.")
+    lines.append("Size: deployed size (fp32 with BN folded, fp16 2 bytes per parameter; quantized variants "
+                 "bit-packed, including scales and biases), computed. ONNX file: the size of the deployable graph on "
+                 "disk, with how it stores its weights (6-bit: int8 containers, ONNX has no 6-bit type; 4-bit: "
+                 "INT4 packed two per byte). MACs are counted on the float twin of every variant. No eager-PyTorch "
+                 "row for quantized or fp16 variants: eager PyTorch would time an fp32 emulation, not the "
+                 "deployable.")
     return lines
 
 

@@ -15,6 +15,9 @@ The manifest (written by the host) lists the models and the settings::
      "models": [{"variant": "student", "file": "models/student.onnx", "input_name": "input",
                  "input_shape": [1, 1, 48, 48], "qdq": false, "bits": null}]}
 
+A model entry may add ``"tensorrt_precisions": ["fp16"]`` (the fp16 variants): TensorRT then builds only those
+of the requested modes for it.
+
 The result JSON has the device description, one entry per measured (variant, runtime, precision) with the
 latency statistics in milliseconds (p50/p90 use linear interpolation, as numpy's default; std is the
 population standard deviation), and a list of skipped combinations with the reason.
@@ -415,7 +418,9 @@ def run(manifest, workdir):
                                                            row["latency_ms_p90"], row["runs"]))
             results.append(row)
         if trtexec:
-            for precision in trt_precisions:
+            # a model may name its own TensorRT modes (fp16 variants: fp16 only), within the ones asked for
+            own = model.get("tensorrt_precisions")
+            for precision in [p for p in trt_precisions if own is None or p in own]:
                 label = model["variant"] + " tensorrt/" + precision
                 try:
                     times, summary = bench_trtexec(trtexec, model, precision, runs, warmup, workdir, timeout)
