@@ -1,0 +1,106 @@
+"""Rules prune_sensitivity and prune_budget: which layer of the KD student tolerates pruning, and the pruned
+student that meets a MAC budget (prune.targets), fine-tuned like pr_kd_<level>."""
+from __future__ import annotations
+
+import copy
+import logging
+
+import pandas as pd
+import torch
+
+from fer import checkpoints, files
+from fer.compression import budget, prune, sensitivity
+from fer.data import datasets
+from fer.errors import FERError
+from fer.models import nets, training
+from fer.report import sensitivity as sensitivity_report
+from fer.settings import KD, Augment, TrainHP
+from fer.stages.compress import prune_student
+from fer.stages.train import frozen_teacher
+
+log = logging.getLogger("fer")
+
+
+def _scorer(vx, vy):
+    """``measure(model) -> {"val_acc", "val_loss"}`` on the validation images (cross-entropy, no smoothing)."""
+    def measure(model) -> dict:
+        logits = training.predict_logits(model, vx)
+        return {"val_acc": float((logits.argmax(1) == vy).float().mean()),
+                "val_loss": float(torch.nn.functional.cross_entropy(logits, vy))}
+    return measure
+
+
+def prune_sensitivity(*, student, teacher, dataset, ratios, finetune: TrainHP, finetune_epochs: int, kd: KD,
+                      augment: Augment, seed: int, precision: str, device: str, run: str, out_csv, out_plot,
+                      out_html) -> pd.DataFrame:
+    """Rule prune_sensitivity: each prunable layer of the KD student pruned alone at each of ``ratios``,
+    measured on the validation split without fine-tune and after ``finetune_epochs`` epochs of KD fine-tune
+    (``finetune``'s other settings) -> results/prune/sensitivity.csv, its plot and its HTML table. ``run``:
+    which run's student it is (e.g. "fold 0"), for the captions."""
+    ds, tx, ty, vx, vy = datasets.train_val(dataset)
+    classes = ds["classes"]
+    training.set_seed(seed)
+    model = checkpoints.load_model(student, "kd", classes, dataset)
+    if not isinstance(model, nets.FERNet):
+        raise FERError(f"{student}: sensitivity needs a float FERNet checkpoint")
+    teacher_model = frozen_teacher(teacher, classes, dataset)
+    hp = TrainHP.of({**finetune.as_dict(), "epochs": int(finetune_epochs)})
+    dev = training.resolve_device(device)
+
+    def tune(clone, layer, ratio):
+        training.fit(clone, tx, ty, vx, vy, hp=hp, augment_cfg=augment, seed=seed, teacher=teacher_model, kd=kd,
+                     checkpoint=None, desc=f"{layer}@{ratio:g}", data_key="", progress=False,
+                     precision=training.resolve_precision(precision, dev), device=dev)
+
+    rows = sensitivity.sweep(model, [float(r) for r in ratios], _scorer(vx, vy), tune)
+    table = pd.DataFrame(rows, columns=sensitivity.COLUMNS)
+    with files.atomic_path(out_csv) as tmp:
+        table.to_csv(tmp, index=False)
+    protocol = (f"KD student of {run}: each layer pruned alone (torch-pruning, group L1) at ratios "
+                f"{', '.join(f'{float(r):g}' for r in ratios)}; validation accuracy ({len(vy)} images) without "
+                f"fine-tune and after {int(finetune_epochs)} epoch(s) of KD fine-tune (prune.finetune's settings); "
+                f"MACs share of the unpruned student's {int(table['macs'].max()):,}.")
+    sensitivity_report.table_html(table, out_html, protocol)
+    sensitivity_report.plot(table, out_plot, f"Pruning sensitivity per layer (KD student of {run}; validation accuracy)")
+    log.info("wrote %s (%d rows), %s, %s", out_csv, len(table), out_plot, out_html)
+    return table
+
+
+def prune_budget(*, name: str, target: dict, round_to: int, student, teacher, dataset, finetune: TrainHP, kd: KD,
+                 augment: Augment, seed: int, precision: str, device: str, checkpoint, out_weights) -> dict:
+    """Rule prune_budget: the KD student -> the per-layer channel counts that meet ``target`` (``{"macs": M}``;
+    :func:`fer.compression.budget.search`, guided by the validation loss of each candidate cut) -> pruned and
+    KD fine-tuned as rule prune_student does -> weights/pr_kd_<name>.pt, with ``meta.budget``."""
+    if set(target) != {"macs"}:
+        raise FERError(f"prune.targets: only MAC budgets are supported, got {sorted(target)}")
+    ds, _, _, vx, vy = datasets.train_val(dataset)
+    model = checkpoints.load_model(student, "kd", ds["classes"], dataset)
+    if not isinstance(model, nets.FERNet):
+        raise FERError(f"{student}: pruning needs a float FERNet checkpoint (prune before quantizing)")
+    arch = nets.current_arch(model)
+    measure = _scorer(vx, vy)
+
+    def loss_of(counts):
+        clone = copy.deepcopy(model)
+        prune.prune_model(clone, budget.ratios_of(arch, counts))
+        return measure(clone)["val_loss"]
+
+    try:
+        found = budget.search(arch, float(target["macs"]), int(round_to), loss_of)
+    except ValueError as exc:
+        raise FERError(f"prune.targets {target}: {exc}") from None
+    ratios = budget.ratios_of(arch, found["counts"])
+    log.info("pr_kd_%s: budget %s MACs -> channels %s, MACs %d (%.1f%% of the budget, %.1f%% of the student), "
+             "%d candidates measured%s", name, f"{float(target['macs']):,.0f}", found["counts"], found["macs"],
+             100 * found["reached"], 100 * found["macs"] / found["macs_full"], found["evaluations"],
+             f"; not a multiple of {round_to}: {found['not_multiple']}" if found["not_multiple"] else "")
+    if not found["within_tolerance"]:
+        log.warning("pr_kd_%s: reached %.1f%% of the budget, outside the %.0f%% tolerance", name,
+                    100 * found["reached"], 100 * budget.TOLERANCE)
+    record = {"target": dict(target), "round_to": int(round_to), "counts": found["counts"],
+              "macs": found["macs"], "macs_full": found["macs_full"], "reached": found["reached"],
+              "within_tolerance": found["within_tolerance"], "not_multiple": found["not_multiple"],
+              "steps": found["steps"], "search": "greedy: least validation loss per MAC saved, steps of round_to"}
+    return prune_student(level=name, ratios=ratios, student=student, teacher=teacher, dataset=dataset,
+                         finetune=finetune, kd=kd, augment=augment, seed=seed, precision=precision, device=device,
+                         checkpoint=checkpoint, out_weights=out_weights, budget=record)
