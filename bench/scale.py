@@ -197,7 +197,7 @@ def main(argv=None) -> dict:
         hp = dict(config["train"][role], epochs=1, warmup_epochs=0)
         kwargs = {"dataset": str(dataset), "arch": config["models"][role], "hp": hp, "augment": config["augment"],
                   "seed": config["seed"], "precision": config["train"]["precision"],
-                  "checkpoint": str(out / "models" / f"{variant}.ckpt"),
+                  "device": config["train"]["device"], "checkpoint": str(out / "models" / f"{variant}.ckpt"),
                   "out_weights": str(out / "models" / f"{variant}.pt"),
                   "out_history": str(out / "models" / f"{variant}.csv"),
                   "out_plot": str(out / "models" / f"{variant}.png")}

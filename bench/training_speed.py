@@ -83,6 +83,7 @@ def main():
     cfg = fer_config.load(yaml.safe_load(Path(args.config).read_text()) if args.config else None,
                           base_dir=fer_config.REPO)
     augment, kd = Augment.of(cfg["augment"]), KD.of(cfg["kd"])
+    device = training.resolve_device(cfg["train"]["device"])
     torch.set_num_threads(args.threads)
     tx, ty, vx, vy = load(args)
     print(f"data: {len(tx)} train / {len(vx)} val images; threads {args.threads}; "
@@ -102,7 +103,8 @@ def main():
             res = training.fit(m, tx, ty, vx, vy, hp=hp, augment_cfg=augment, seed=0,
                                teacher=teacher_model if distil else None, kd=kd if distil else None,
                                checkpoint=Path(tmp) / f"{name}.pt", desc=name, data_key="bench", progress=False,
-                               precision=training.resolve_precision(cfg["train"]["precision"]))
+                               precision=training.resolve_precision(cfg["train"]["precision"], device),
+                               device=device)
             wall = time.perf_counter() - t0
             if name == "teacher":
                 teacher_model = frozen(m)

@@ -62,6 +62,7 @@ def run_fold(ds, fold: int, cfg: dict, variants: list[str], want_test: bool, cac
     ex, ey = datasets.subset(fd, "test")
     augment = Augment.of(cfg["augment"])
     seed = int(cfg["seed"])
+    device = training.resolve_device(cfg["train"]["device"])
     rows, teacher = [], None
     for variant in variants:
         kind = "teacher" if variant == "teacher" else "student"
@@ -95,7 +96,8 @@ def run_fold(ds, fold: int, cfg: dict, variants: list[str], want_test: bool, cac
         result = training.fit(model, tx, ty, vx, vy, hp=hp, augment_cfg=augment, seed=seed,
                               teacher=teacher if kd else None, kd=kd, checkpoint=None,
                               desc=f"fold {fold} {variant}", data_key="", progress=False, on_epoch=on_epoch,
-                              precision=training.resolve_precision(cfg["train"]["precision"]))
+                              precision=training.resolve_precision(cfg["train"]["precision"], device),
+                              device=device)
         row = {"fold": fold, "variant": variant, "val_last": last["val"], "val_last_flip": last["val_flip"],
                "best_epoch": result["best_epoch"], "best_val": result["best_val_acc"],
                "seconds": round(time.perf_counter() - t0, 1)}

@@ -9,6 +9,8 @@ from pathlib import Path
 from snakemake.io import contains_wildcard
 
 from fer import config as fer_config
+from fer import variants as fer_variants
+from fer.compression import budget as fer_budget
 from fer.data import images
 from fer.errors import ConfigError
 
@@ -95,11 +97,25 @@ def combined_variants():
     ]
 
 
+def fp16_bases():
+    """kd and pr_kd_<level> variants converted to fp16 (config quantize.fp16): the fp16_<base> variants."""
+    return list(config["quantize"]["fp16"])
+
+
+def budget_targets():
+    """Budget name -> budget of the pr_kd_<budget> variants (config prune.targets, e.g. macs1500k ->
+    {macs: 1.5e6}; names from fer.compression.budget.budget_name, unique: checked by the validator).
+    """
+    return {fer_budget.budget_name(t): dict(t) for t in config["prune"]["targets"]}
+
+
 def compressed_variants():
     return (
         [f"pr_kd_{level}" for level in prune_levels()]
+        + [f"pr_kd_{name}" for name in budget_targets()]
         + [f"ptq_kd_{b}" for b in quant_bits()]
         + combined_variants()
+        + [f"fp16_{b}" for b in fp16_bases()]
     )
 
 
@@ -111,9 +127,11 @@ def all_variants():
 
 
 def _level_choices():
-    # every level a job may be asked for: the pruned variants and the bases of the combined ones
+    # every level a job may be asked for: the pruned variants and the bases of the combined and fp16 ones
     return sorted(
-        set(prune_levels()) | {c["level"] for c in config["quantize"]["combined"]}
+        set(prune_levels())
+        | {c["level"] for c in config["quantize"]["combined"]}
+        | {b[len("pr_kd_") :] for b in fp16_bases() if b.startswith("pr_kd_")}
     ) or ["none"]
 
 
@@ -135,17 +153,20 @@ wildcard_constraints:
     variant="|".join(all_variants()),
     level="|".join(_level_choices()),
     bits="|".join(_bits_choices()),
+    base="|".join(fp16_bases()) or "none",
+    budget="|".join(budget_targets()) or "none",
     runtime="|".join(BENCH_RUNTIMES),
 
 
 # ------------------------------------------------------------------------------------------------ data
 def data_root(wildcards=None):
-    """The folder prepare_data reads (a function, also in params, so that braces in the path are no wildcards)."""
-    return (
-        "results/synthetic"
-        if config["data"]["source"] == "synthetic"
-        else config["data"]["path"]
-    )
+    """The folder (or fer2013.csv) prepare_data reads (a function, also in params, so that braces in the path
+    are no wildcards)."""
+    if config["data"]["source"] == "folder":
+        return config["data"]["path"]
+    if config["data"]["layout"] == "fer2013-csv":
+        return "results/synthetic/fer2013.csv"
+    return "results/synthetic"
 
 
 def data_test_root(wildcards=None):
@@ -167,12 +188,12 @@ def _literal(path):
 
 
 @functools.lru_cache(maxsize=None)
-def _data_files(root):
-    """(input paths, other paths) of the image files data preparation reads below ``root`` (the library's
-    fer.data.images.list_files, the same list fer.data.datasets.scan reads)."""
-    if not Path(root).is_dir():
-        return [], []
-    used = [str(p) for p in images.list_files(root).used()]
+def _data_files(root, layout):
+    """(input paths, other paths) of the files data preparation reads below ``root`` in ``layout`` (the
+    library's fer.data.images.data_files, the same list fer.data.datasets.read_layout reads).
+    """
+    classes = config["data"]["classes"]
+    used = [str(p) for p in images.data_files(root, classes, layout)]
     return [f for f in used if _literal(f)], [f for f in used if not _literal(f)]
 
 
@@ -183,9 +204,11 @@ def prepare_data_input(wildcards):
     if config["data"]["source"] == "synthetic":
         files["images"] = "results/synthetic"
     else:
-        files["images"] = _data_files(config["data"]["path"])[0]
+        data = config["data"]
+        files["images"] = _data_files(data["path"], data["layout"])[0]
     if config["data"]["test_path"]:
-        files["test_images"] = _data_files(config["data"]["test_path"])[0]
+        test = config["data"]["test_path"]
+        files["test_images"] = _data_files(test, "class-folders")[0]
     return files
 
 
@@ -195,7 +218,12 @@ def data_fingerprint(wildcards):
     """
     lines = []
     for root in _data_folders():
-        for f in _data_files(root)[1]:
+        layout = (
+            config["data"]["layout"]
+            if root == config["data"]["path"]
+            else "class-folders"
+        )
+        for f in _data_files(root, layout)[1]:
             try:
                 st = os.stat(f)
                 lines.append(f"{f}\t{st.st_size}\t{st.st_mtime_ns}")
@@ -251,16 +279,24 @@ def jetson_input(wildcards):
     }
 
 
+def eager_runs_as_deployed(variant):
+    """Whether eager PyTorch runs ``variant`` as it is deployed. Not for brevitas-quantized variants (eager
+    PyTorch only emulates their quantization in fp32: a 10-16 ms emulation, no deployment figure) nor fp16
+    variants (eager runs their upcast weights in fp32: the base's row); their deployable is the ONNX graph.
+    """
+    quantized = fer_variants.is_brevitas_quantized(variant)
+    return not quantized and not fer_variants.is_fp16(variant)
+
+
 def benchmark_files():
-    """Local results (one per variant and runtime) and the Jetson table (zero rows when skipped)."""
+    """Local results (one per variant and runtime; no eager PyTorch row where it would time an emulation, see
+    eager_runs_as_deployed) and the Jetson table (zero rows when skipped)."""
     return [
-        *expand(
-            "results/benchmarks/{variant}_{runtime}.json",
-            variant=all_variants(),
-            runtime=config["benchmark"]["runtimes"],
-        ),
-        "results/benchmarks/jetson.json",
-    ]
+        f"results/benchmarks/{v}_{rt}.json"
+        for v in all_variants()
+        for rt in config["benchmark"]["runtimes"]
+        if rt != "pytorch" or eager_runs_as_deployed(v)
+    ] + ["results/benchmarks/jetson.json"]
 
 
 # -------------------------------------------------------------------------------------------- report
@@ -269,6 +305,14 @@ COMPARISON_PLOTS = ("teacher_student", "pruning", "quantization", "total")
 
 def comparison_plots():
     return expand("results/plots/{name}_comparison.png", name=COMPARISON_PLOTS)
+
+
+# the prune_sensitivity rule runs on the KD student of the first run (fold 0 with cross-validation)
+SENSITIVITY_OUTPUTS = (
+    "results/prune/sensitivity.csv",
+    "results/plots/prune_sensitivity.png",
+    "results/report/prune_sensitivity.html",
+)
 
 
 def confusion_labels():
@@ -305,12 +349,14 @@ def comparison_base(variant):
     if variant.startswith("ptq_pr_kd_"):
         level = variant[len("ptq_pr_kd_") :].rsplit("_", 1)[0]
         return f"pr_kd_{level}"
+    if variant.startswith("fp16_"):
+        return variant[len("fp16_") :]
     return "kd"
 
 
 def onnx_files():
-    """Every variant's ONNX graph and its JSON sidecar (format: float | qcdq | fake-quant, parity); with
-    cross-validation the first run's (the graphs that are benchmarked)."""
+    """Every variant's ONNX graph and its JSON sidecar (format: float | fp16 | qcdq | int4 | fake-quant,
+    parity); with cross-validation the first run's (the graphs that are benchmarked)."""
     return [
         first_run("results/onnx/{variant}.{ext}", variant=v, ext=ext)
         for v in all_variants()
@@ -332,7 +378,9 @@ def prediction_files():
 def summary_input(wildcards):
     """The table's rows: every variant's metrics (with folds: the cross-validated table) and benchmark rows."""
     rows = {"cv": "results/cv/summary.csv"} if CV else {"metrics": metrics_files()}
-    return {**rows, "benchmarks": benchmark_files()}
+    # the export sidecars: the deployable file's size and format
+    exports = [f for f in onnx_files() if f.endswith(".json")]
+    return {**rows, "benchmarks": benchmark_files(), "exports": exports}
 
 
 def all_targets():
@@ -344,6 +392,7 @@ def all_targets():
         *every_run("results/plots/confusion/{variant}.png", variant=all_variants()),
         *every_run("results/plots/training/{variant}.png", variant=base_variants()),
         *onnx_files(),
+        *SENSITIVITY_OUTPUTS,
         "results/provenance.json",
     ]
 

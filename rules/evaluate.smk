@@ -23,6 +23,8 @@ rule evaluate:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        device=config["train"]["device"],
     script:
         "../scripts/evaluate.py"
 

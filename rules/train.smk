@@ -24,6 +24,7 @@ rule train_teacher:
         augment=config["augment"],
         seed=RUN_SEED,
         precision=config["train"]["precision"],
+        device=config["train"]["device"],
         checkpoint=checkpoint_path("teacher"),
     script:
         "../scripts/train_teacher.py"
@@ -53,6 +54,7 @@ rule train_student_kd:
         augment=config["augment"],
         seed=RUN_SEED,
         precision=config["train"]["precision"],
+        device=config["train"]["device"],
         checkpoint=checkpoint_path("kd"),
     script:
         "../scripts/train_student.py"
@@ -75,4 +77,5 @@ use rule train_student_kd as train_student_scratch with:
         augment=config["augment"],
         seed=RUN_SEED,
         precision=config["train"]["precision"],
+        device=config["train"]["device"],
         checkpoint=checkpoint_path("scratch"),

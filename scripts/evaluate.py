@@ -5,7 +5,7 @@ from fer.stages.runner import run
 
 
 def main(sm, log):
-    evaluate(variant=sm.wildcards.variant, weights=sm.input.weights, dataset=sm.input.dataset,
+    evaluate(variant=sm.wildcards.variant, weights=sm.input.weights, dataset=sm.input.dataset, device=sm.params.device,
              out_metrics=sm.output.metrics, out_predictions=sm.output.predictions,
              out_confusion=sm.output.confusion)
 

@@ -9,8 +9,8 @@ def main(sm, log):
     p = sm.params
     prune_student(level=p.level, ratios=dict(p.ratios), student=sm.input.student, teacher=sm.input.teacher,
                   dataset=sm.input.dataset, finetune=TrainHP.of(p.finetune), kd=KD.of(p.kd),
-                  augment=Augment.of(p.augment), seed=int(p.seed), precision=p.precision, checkpoint=p.checkpoint,
-                  out_weights=sm.output.weights)
+                  augment=Augment.of(p.augment), seed=int(p.seed), precision=p.precision, device=p.device, checkpoint=p.checkpoint,
+                  out_weights=sm.output.weights, budget=None)
 
 
 run(snakemake, main)  # noqa: F821

@@ -10,7 +10,7 @@ def main(sm, log):
     quantize_student(variant=p.variant, bits=int(p.bits), act_bits=p.act_bits, method=p.method,
                      source=sm.input.source, teacher=sm.input.teacher, dataset=sm.input.dataset,
                      calibration=Calibration.of(p.calibration), qat=QAT.of(p.qat), kd=KD.of(p.kd),
-                     augment=Augment.of(p.augment), seed=int(p.seed), checkpoint=p.checkpoint,
+                     augment=Augment.of(p.augment), seed=int(p.seed), device=p.device, checkpoint=p.checkpoint,
                      out_weights=sm.output.weights, base=p.base)
 
 

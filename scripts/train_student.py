@@ -10,7 +10,7 @@ def main(sm, log):
     teacher = sm.input.get("teacher")
     train_student(variant=p.variant, dataset=sm.input.dataset, teacher=teacher, arch=Arch.of(p.arch),
                   hp=TrainHP.of(p.hp), kd=KD.of(p.kd) if teacher else None, augment=Augment.of(p.augment),
-                  seed=int(p.seed), precision=p.precision, checkpoint=p.checkpoint, out_weights=sm.output.weights,
+                  seed=int(p.seed), precision=p.precision, device=p.device, checkpoint=p.checkpoint, out_weights=sm.output.weights,
                   out_history=sm.output.history, out_plot=sm.output.curves)
 
 

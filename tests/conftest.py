@@ -12,6 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 TINY_CONFIG = REPO / "tests" / "config" / "tiny.yaml"
+TINY_CV_CONFIG = REPO / "tests" / "config" / "tiny_cv.yaml"  # merged over TINY_CONFIG: 3 folds, short variant list
 WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "config", "envs", "report", "profiles", "ck+")
 
 
@@ -59,4 +60,14 @@ def tiny_run(tmp_path_factory) -> Path:
     """The whole tiny synthetic DAG, run once per test session; tests read its outputs (do not modify)."""
     wd = copy_workflow(tmp_path_factory.mktemp("tiny") / "wf")
     snakemake(wd, check=True)
+    return wd
+
+
+@pytest.fixture(scope="session")
+def tiny_cv_run(tmp_path_factory) -> Path:
+    """The tiny DAG with 3-fold cross-validation (TINY_CONFIG + TINY_CV_CONFIG) up to results/cv/comparisons.csv,
+    run once per session (tests/test_crossval.py; the local reference of the SLURM suite); do not modify."""
+    wd = copy_workflow(tmp_path_factory.mktemp("cv") / "wf")
+    snakemake(wd, "results/cv/comparisons.csv", "--configfile", TINY_CONFIG, TINY_CV_CONFIG, configfile=None,
+              check=True)
     return wd

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from conftest import REPO, TINY_CONFIG, copy_workflow, snakemake
@@ -68,6 +69,13 @@ BAD = [
     pytest.param({"jetson": {"host": "-oProxyCommand=id"}}, "jetson.host", "starts with '-'", id="ssh-host-option",
                  marks=needs("jetson")),
     pytest.param({"jetson": {"user": "me|cat"}}, "jetson.user", "'|'", id="ssh-user-pipe", marks=needs("jetson")),
+    pytest.param({"train": {"device": "cuda"}}, "train.device", "torch.cuda.is_available() is False",
+                 id="cuda-without-gpu", marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")),
+    pytest.param({"train": {"device": "cpu", "precision": "fp16"}}, "train.precision", "fp16 needs CUDA",
+                 id="fp16-on-cpu"),
+    pytest.param({"train": {"device": "gpu"}}, "train.device", "'gpu' is not one of", id="device-spelling"),
+    pytest.param({"models": {"student": {"channels": [16, 32, 48, 64], "hidden": 128}}}, "models.student.channels",
+                 "is too long", id="student-blocks"),  # pruning ratios name conv1..conv3
 ]
 
 # What the workflow runs check (one snakemake start each, so a representative subset of BAD).
@@ -119,6 +127,7 @@ def test_bad_setting_names_the_key(settings, key, text):
     pytest.param({"data": {"split": {"train": 0.8, "val": 0.1, "test": 0.1}}}, id="other-fractions"),
     pytest.param({"data": {"split": {"folds": 5}}}, id="k-fold"),
     pytest.param({"data": {"split": {"folds": 10}}, "seeds": [1, 2]}, id="k-fold-with-repeats"),
+    pytest.param({"models": {"teacher": {"channels": [32, 64, 128, 256], "hidden": 256}}}, id="four-block-teacher"),
 ])
 def test_good_settings_pass(settings):
     if "jetson" in settings and "jetson" not in SCHEMA_PROPS:

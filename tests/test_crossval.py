@@ -1,8 +1,8 @@
 """Cross-validation by subject through the DAG (data.split.folds): every image is predicted exactly once, by a
 model that never saw its subject; the aggregated table and the paired comparisons are what their files say.
 
-The DAG test runs tests/config/tiny.yaml + tests/config/tiny_cv.yaml (3 folds; teacher, kd, scratch, ptq_kd_8)
-up to results/cv/comparisons.csv once per session.
+The DAG test runs tests/config/tiny.yaml + tests/config/tiny_cv.yaml (3 folds; teacher, kd, scratch, ptq_kd_8,
+fp16_kd) up to results/cv/comparisons.csv once per session.
 """
 from __future__ import annotations
 
@@ -17,23 +17,21 @@ import pytest
 import torch
 from scipy import stats
 
-from conftest import TINY_CONFIG, copy_workflow, snakemake
+from conftest import TINY_CONFIG, TINY_CV_CONFIG, snakemake
 from fer.report import crossval
 
-CV_CONFIG = TINY_CONFIG.parent / "tiny_cv.yaml"
+CV_CONFIG = TINY_CV_CONFIG
 FOLDS = 3
-VARIANTS = ["teacher", "kd", "scratch", "ptq_kd_8"]
+VARIANTS = ["teacher", "kd", "scratch", "ptq_kd_8", "fp16_kd"]
 
 
 def _cv(wd: Path, *args, **kw):
     return snakemake(wd, *args, "--configfile", TINY_CONFIG, CV_CONFIG, configfile=None, **kw)
 
 
-@pytest.fixture(scope="module")
-def cv_run(tmp_path_factory) -> Path:
-    wd = copy_workflow(tmp_path_factory.mktemp("cv") / "wf")
-    _cv(wd, "results/cv/comparisons.csv", check=True)
-    return wd
+@pytest.fixture
+def cv_run(tiny_cv_run) -> Path:
+    return tiny_cv_run  # conftest: shared with the SLURM suite
 
 
 def _rows(path: Path) -> list[dict]:
@@ -102,7 +100,7 @@ def test_summary_is_the_mean_over_folds_with_a_t_interval_and_pooled_figures(cv_
 def test_comparisons_are_paired_per_fold_with_interval_test_and_verdict(cv_run):
     comp = pd.read_csv(cv_run / "results/cv/comparisons.csv")
     acc = comp[comp["metric"] == "accuracy"].set_index("comparison")
-    assert set(acc.index) == {"teacher - kd", "kd - scratch", "ptq_kd_8 - kd"}
+    assert set(acc.index) == {"teacher - kd", "kd - scratch", "ptq_kd_8 - kd", "fp16_kd - kd"}
     for name, r in acc.iterrows():
         v, base = name.split(" - ")
         diffs = [json.loads((cv_run / f"results/folds/{f}/metrics/{v}.json").read_text())["accuracy"]
@@ -118,7 +116,7 @@ def test_comparisons_are_paired_per_fold_with_interval_test_and_verdict(cv_run):
 def test_the_summary_table_of_a_cross_validated_study_carries_the_intervals(cv_run, tmp_path):
     from fer.stages.evaluate import summary
 
-    df = summary(metric_files=[], cv_summary=cv_run / "results/cv/summary.csv", benchmark_files=[],
+    df = summary(metric_files=[], cv_summary=cv_run / "results/cv/summary.csv", benchmark_files=[], export_files=[],
                  out_csv=tmp_path / "summary.csv")
     assert list(df["variant"]) == VARIANTS
     assert {"accuracy", "accuracy_ci_low", "accuracy_ci_high", "macro_f1_ci_low", "pooled_accuracy"} <= set(df.columns)
@@ -209,7 +207,7 @@ def test_a_separate_test_folder_is_every_folds_external_test_set(tmp_path):
         model = nets.FERNet(channels=[4, 8, 8], hidden=16, dropout=0.1).eval()
         checkpoints.save_checkpoint(tmp_path / f"kd{fold}.pt", "kd", nets.current_arch(model), model.state_dict(),
                                     {"seed": 0})
-        out = evaluate(variant="kd", weights=tmp_path / f"kd{fold}.pt", dataset=tmp_path / f"fold{fold}.pt",
+        out = evaluate(variant="kd", weights=tmp_path / f"kd{fold}.pt", dataset=tmp_path / f"fold{fold}.pt", device="cpu",
                        out_metrics=tmp_path / f"m{fold}.json", out_predictions=tmp_path / f"p{fold}.csv",
                        out_confusion=tmp_path / f"c{fold}.png")
         assert out["external_images"] == int(ext.sum()) and out["test_images"] == int((sp == 2).sum())

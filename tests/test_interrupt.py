@@ -224,7 +224,7 @@ def test_interrupted_training_resumes_and_matches_an_uninterrupted_run(tmp_path)
         train_teacher(dataset=wd / "results" / "data" / "dataset.pt",
                       arch=settings.Arch.of(config["models"]["teacher"]), hp=settings.TrainHP.of(config["train"]["teacher"]),
                       augment=settings.Augment.of(config["augment"]), seed=config["seed"],
-                      precision=config["train"]["precision"],
+                      precision=config["train"]["precision"], device=config["train"]["device"],
                       checkpoint=ref / "checkpoint.pt", out_weights=ref / "teacher.pt",
                       out_history=ref / "teacher.csv", out_plot=ref / "teacher.png")
     finally:

@@ -18,7 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 LIB = REPO / "scripts" / "fer"
 # third-party packages a module may import inside a function: heavy, and only some code paths need them
 LAZY_OK = {"brevitas", "torch_pruning", "onnx", "onnxruntime", "onnxoptimizer", "tqdm", "matplotlib", "skimage",
-           "PIL", "cv2", "pandas", "scipy"}
+           "PIL", "cv2", "pandas", "scipy",
+           "torch"}  # fer.config: only to check train.device cuda (every Snakemake start validates the config)
 
 
 def _module_name(path: Path) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fer import checkpoints
+from fer import CLASSES, checkpoints
 from fer import files
 from fer.report import metrics
 from fer.models import nets
@@ -121,6 +121,7 @@ def test_prune_rule_fine_tunes_and_saves(student, tmp_path):
     n = 96
     ds = {"images": (torch.rand(n, 48, 48, generator=g) * 255).to(torch.uint8), "labels": torch.arange(n) % 7,
           "split": torch.tensor([0] * 64 + [1] * 16 + [2] * 16, dtype=torch.int8)}
+    ds["classes"] = list(CLASSES)  # a prepared dataset names its classes
     files.save_torch(tmp_path / "dataset.pt", ds)
     checkpoints.save_checkpoint(tmp_path / "kd.pt", "kd", nets.current_arch(student), student.state_dict())
     # a distinct teacher file: a checkpoint is checked against the variant it claims to be
@@ -129,8 +130,8 @@ def test_prune_rule_fine_tunes_and_saves(student, tmp_path):
     finetune = settings.TrainHP.of(fer_config.merge(CONFIG["prune"]["finetune"], {"epochs": 1, "lr": 1e-3, "batch_size": 32}))
     prune_student(level="low", ratios=RATIOS["low"], student=tmp_path / "kd.pt", teacher=tmp_path / "teacher.pt",
                   dataset=tmp_path / "dataset.pt", finetune=finetune, kd=settings.KD(temperature=4.0, alpha=0.7),
-                  augment=settings.Augment.of(CONFIG["augment"]), seed=0, precision="fp32",
-                  checkpoint=tmp_path / "ck.pt", out_weights=out)
+                  augment=settings.Augment.of(CONFIG["augment"]), seed=0, precision="fp32", device="cpu",
+                  checkpoint=tmp_path / "ck.pt", out_weights=out, budget=None)
     ckpt = checkpoints.load_checkpoint(out)
     assert ckpt["variant"] == "pr_kd_low"
     assert ckpt["arch"]["channels"] == EXPECTED["low"][0] and ckpt["arch"]["hidden"] == EXPECTED["low"][1]

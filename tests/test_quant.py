@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fer import checkpoints
+from fer import CLASSES, checkpoints
 from fer import files
 from fer.models import nets
 from fer.data import preprocess
@@ -122,6 +122,7 @@ def test_quantize_rule_float_reference_and_ptq(float_model, tmp_path, images):
     n = len(images)
     ds = {"images": images, "labels": torch.arange(n) % 7, "split": torch.tensor([0] * 64 + [1] * 16 + [2] * 16,
                                                                                    dtype=torch.int8)}
+    ds["classes"] = list(CLASSES)  # a prepared dataset names its classes
     files.save_torch(tmp_path / "dataset.pt", ds)
     checkpoints.save_checkpoint(tmp_path / "kd.pt", "kd", nets.current_arch(float_model), float_model.state_dict())
     # a distinct teacher file: a checkpoint is checked against the variant it claims to be
@@ -130,7 +131,8 @@ def test_quantize_rule_float_reference_and_ptq(float_model, tmp_path, images):
                   calibration=settings.Calibration(batches=1, batch_size=32, bias_correction=True),
                   qat=settings.QAT(epochs=1, lr=1e-3, batch_size=32, weight_decay=0.0),
                   kd=settings.KD(temperature=4.0, alpha=0.7),
-                  augment=settings.Augment.of(fer_config.defaults()["augment"]), seed=0, base="kd", act_bits="same")
+                  augment=settings.Augment.of(fer_config.defaults()["augment"]), seed=0, base="kd", act_bits="same",
+                  device="cpu")
     quantize_student(variant="ptq_kd_32", bits=32, method="ptq", checkpoint=tmp_path / "c32.pt",
                         out_weights=tmp_path / "ptq_kd_32.pt", **common)
     c32 = checkpoints.load_checkpoint(tmp_path / "ptq_kd_32.pt")

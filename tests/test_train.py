@@ -75,16 +75,16 @@ AUGMENT = settings.Augment.of(fer_config.defaults()["augment"])
 
 
 def _fit(seed=0, init_seed=0, teacher=None, checkpoint=None, epochs=2, weight_decay=1e-4, data_key="",
-         precision="fp32", mixup=0.0):
+         precision="fp32", mixup=0.0, ema=0.0, device="cpu"):
     training.set_seed(init_seed)
     model = nets.FERNet(**TINY)
     tx, ty, vx, vy = _data()
     hp = settings.TrainHP(epochs=epochs, lr=0.01, batch_size=16, weight_decay=weight_decay, label_smoothing=0.0,
-                          warmup_epochs=1, mixup=mixup)
+                          warmup_epochs=1, mixup=mixup, ema=ema)
     kd = settings.KD(temperature=2.0, alpha=0.7) if teacher is not None else None
     result = training.fit(model, tx, ty, vx, vy, hp=hp, augment_cfg=AUGMENT, seed=seed, teacher=teacher, kd=kd,
                           checkpoint=checkpoint, desc="train", data_key=data_key, progress=False,
-                          precision=precision)
+                          precision=precision, device=device)
     return model, result
 
 
@@ -120,14 +120,35 @@ def test_bf16_training_is_deterministic_and_differs_from_fp32():
 
 def test_precision_auto_follows_the_cpu(monkeypatch):
     monkeypatch.setattr(training, "cpu_has_amx_bf16", lambda: True)
-    assert training.resolve_precision("auto") == "bf16"
+    assert training.resolve_precision("auto", "cpu") == "bf16"
     monkeypatch.setattr(training, "cpu_has_amx_bf16", lambda: False)
-    assert training.resolve_precision("auto") == "fp32"
-    assert training.resolve_precision("bf16") == "bf16" and training.resolve_precision("fp32") == "fp32"
+    assert training.resolve_precision("auto", "cpu") == "fp32"
+    assert training.resolve_precision("bf16", "cpu") == "bf16" and training.resolve_precision("fp32", "cpu") == "fp32"
     with pytest.raises(ValueError, match="precision"):
-        training.resolve_precision("fp8")
+        training.resolve_precision("fp8", "cpu")
+    with pytest.raises(ValueError, match="fp16 needs train.device cuda"):
+        training.resolve_precision("fp16", "cpu")
+    with pytest.raises(ValueError, match="resolve 'auto' first"):
+        training.resolve_precision("fp32", "auto")
     with pytest.raises(ValueError, match="resolve 'auto' first"):
         _fit(precision="auto")
+
+
+def test_device_auto_follows_cuda_and_cuda_without_a_gpu_is_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert training.resolve_device("auto") == "cpu" and training.resolve_device("cpu") == "cpu"
+    with pytest.raises(ValueError, match=r"train.device is cuda but .*torch.cuda.is_available\(\) is False"):
+        training.resolve_device("cuda")
+    with pytest.raises(ValueError, match="train.device must be one of"):
+        training.resolve_device("gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert training.resolve_device("auto") == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert training.resolve_precision("auto", "cuda") == "fp16"  # loss-scaled fp16 where bf16 is missing
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert training.resolve_precision("auto", "cuda") == "bf16"
+    with pytest.raises(ValueError, match="device must be cpu or cuda"):
+        _fit(precision="fp32", device="auto")
 
 
 def test_mixup_batch_mixes_pairs_with_one_lambda():
@@ -152,6 +173,30 @@ def test_mixup_changes_training_and_stays_deterministic():
     assert _same_weights(m1, m2) and not _same_weights(m1, plain)
 
 
+def test_ema_update_is_the_moving_average_of_the_float_state():
+    model = torch.nn.BatchNorm1d(2)
+    ema = training.ema_init(model)
+    before = {k: v.clone() for k, v in ema.items()}
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+        model.running_mean.fill_(-1.0)
+    model.num_batches_tracked.fill_(5)
+    training.ema_update(ema, model, 0.75)
+    assert torch.allclose(ema["weight"], 0.75 * before["weight"] + 0.25 * 3.0)
+    assert torch.allclose(ema["running_mean"], 0.75 * before["running_mean"] + 0.25 * -1.0)
+    assert int(ema["num_batches_tracked"]) == 5  # integers are copied, not averaged
+
+
+def test_ema_selects_averaged_weights_and_stays_deterministic():
+    m1, r1 = _fit(ema=0.9, epochs=3)
+    m2, _ = _fit(ema=0.9, epochs=3)
+    plain, r0 = _fit(epochs=3)
+    assert _same_weights(m1, m2) and not _same_weights(m1, plain)
+    assert [h["train_loss"] for h in r1["history"]] == [h["train_loss"] for h in r0["history"]]  # same raw steps
+    assert [h["val_acc"] for h in r1["history"]] != [h["val_acc"] for h in r0["history"]] or \
+        [h["val_loss"] for h in r1["history"]] != [h["val_loss"] for h in r0["history"]]  # validated: the average
+
+
 def test_fit_returns_best_validation_epoch():
     model, r = _fit(epochs=3)
     accs = [h["val_acc"] for h in r["history"]]
@@ -168,13 +213,13 @@ class _Interrupt(Exception):
     pass
 
 
-@pytest.mark.parametrize("kd", [False, True], ids=["ce", "kd"])
-def test_resume_after_interruption_gives_the_same_weights(tmp_path, monkeypatch, kd):
+@pytest.mark.parametrize("kd,ema", [(False, 0.0), (True, 0.0), (False, 0.9)], ids=["ce", "kd", "ce-ema"])
+def test_resume_after_interruption_gives_the_same_weights(tmp_path, monkeypatch, kd, ema):
     teacher = None
     if kd:
         training.set_seed(7)
         teacher = nets.FERNet(channels=[8, 8, 8], hidden=16, dropout=0.3).eval()
-    full, r_full = _fit(teacher=teacher, epochs=4)
+    full, r_full = _fit(teacher=teacher, epochs=4, ema=ema)
 
     ck = tmp_path / "ck.pt"
     save = files.save_torch
@@ -186,14 +231,14 @@ def test_resume_after_interruption_gives_the_same_weights(tmp_path, monkeypatch,
 
     monkeypatch.setattr(files, "save_torch", save_then_crash)
     with pytest.raises(_Interrupt):
-        _fit(teacher=teacher, epochs=4, checkpoint=ck)
+        _fit(teacher=teacher, epochs=4, checkpoint=ck, ema=ema)
     monkeypatch.setattr(files, "save_torch", save)
     assert torch.load(ck, weights_only=True)["epoch"] == 1
     kept = tmp_path / "ck_after_epoch2.pt"
     shutil.copy(ck, kept)
 
     # a new process with another initialisation: only a restored checkpoint can give the same weights
-    resumed, r_res = _fit(teacher=teacher, epochs=4, checkpoint=ck, init_seed=99)
+    resumed, r_res = _fit(teacher=teacher, epochs=4, checkpoint=ck, init_seed=99, ema=ema)
     assert _same_weights(full, resumed)
     assert _without_timing(r_full["history"]) == _without_timing(r_res["history"])
     assert r_full["best_epoch"] == r_res["best_epoch"]

@@ -12,7 +12,8 @@ from pathlib import Path
 import yaml
 from jsonschema import Draft202012Validator, ValidationError, validators
 
-from fer.data import CKPLUS_HELP
+from fer.compression import budget
+from fer.data import CKPLUS_HELP, classes as class_names, synthetic
 from fer.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -167,6 +168,10 @@ def validate(config: dict, schema_path=SCHEMA, base_dir=".") -> dict:
 def check_semantics(config: dict, base_dir: Path) -> None:
     d = config["data"]
     sp = d["split"]
+    check_classes(d)
+    if d["test_path"] and d["layout"] != "class-folders":
+        raise ConfigError(f"config key data.test_path: only with data.layout class-folders (the {d['layout']} "
+                          "layout carries its own test set); leave it empty")
     if not sp["folds"]:
         total = sp["train"] + sp["val"] + (0 if d["test_path"] else sp["test"])
         what = "data.split.train + val" + ("" if d["test_path"] else " + test")
@@ -182,12 +187,101 @@ def check_semantics(config: dict, base_dir: Path) -> None:
                           "set `seed` instead")
     if d["source"] == "folder":
         p = base_dir / d["path"]
-        if not p.is_dir():
+        if d["layout"] == "fer2013-csv":
+            if not p.is_file():
+                raise ConfigError(f"config key data.path: file {d['path']!r} does not exist (data.layout fer2013-csv "
+                                  "reads the original fer2013.csv: emotion,pixels,Usage)")
+        elif not p.is_dir():
             raise ConfigError(f"config key data.path: folder {d['path']!r} does not exist. "
-                              + CKPLUS_HELP.format(root=d["path"]))
+                              + (CKPLUS_HELP.format(root=d["path"]) if d["layout"] == "class-folders" else
+                                 "data.layout split-folders reads <path>/train/<class>/* and <path>/test/<class>/*"))
     if d["test_path"] and not (base_dir / d["test_path"]).is_dir():
         raise ConfigError(f"config key data.test_path: folder {d['test_path']!r} does not exist")
     check_ssh_strings(config.get("jetson") or {})
+    check_device(config["train"])
+    check_prune_targets(config)
+
+
+def check_prune_targets(config: dict) -> None:
+    """prune.targets: known budget keys only, a MAC budget the search can meet (below the KD student's MACs, at
+    least the smallest network prune.round_to allows), no two budgets with one variant name; latency budgets
+    are refused (not supported yet), after their runtime is checked to be one that is installed."""
+    student = config["models"]["student"]
+    arch = {"channels": student["channels"], "hidden": student["hidden"], "num_classes": len(config["data"]["classes"])}
+    round_to = config["prune"]["round_to"]
+    names = {}
+    for i, target in enumerate(config["prune"]["targets"]):
+        key = f"prune.targets[{i}]"
+        unknown = sorted(set(target) - set(budget.BUDGET_KEYS), key=str)
+        if unknown:
+            raise ConfigError(f"config key {_key(['prune', 'targets', i, unknown[0]])}: "
+                              f"unknown budget key (allowed: {', '.join(budget.BUDGET_KEYS)})")
+        if "runtime" in target:
+            rt = target["runtime"]
+            if rt not in budget.RUNTIMES:
+                raise ConfigError(f"config key {key}.runtime: unknown runtime {rt!r} (allowed: "
+                                  f"{', '.join(budget.RUNTIMES)})")
+            if not budget.runtime_installed(rt):
+                raise ConfigError(f"config key {key}.runtime: {rt} is not installed in this environment")
+        if "latency_ms" in target:
+            raise ConfigError(f"config key {key}.latency_ms: latency budgets are not supported yet; give a MAC budget "
+                              "instead, e.g. {macs: 1.5e6} (docs/compression.md)")
+        if "runtime" in target:
+            raise ConfigError(f"config key {key}.runtime: a runtime belongs to a latency budget, which a MAC budget "
+                              "does not need; remove it")
+        if "macs" not in target:
+            raise ConfigError(f"config key {key}.macs: missing (a budget needs a MAC count, e.g. {{macs: 1.5e6}})")
+        macs = float(target["macs"])
+        full = budget.fernet_macs(arch)
+        floor = budget.fernet_macs(budget.smallest_arch(arch, round_to))
+        if macs >= full:
+            raise ConfigError(f"config key {key}.macs: {macs:,.0f} is not below the KD student's {full:,} MACs "
+                              "(models.student): nothing to prune")
+        if macs < floor:
+            raise ConfigError(f"config key {key}.macs: a budget of {macs:,.0f} MACs cannot be met: the smallest "
+                              f"network prune.round_to {round_to} allows (channels "
+                              f"{budget.smallest_arch(arch, round_to)['channels']}, hidden "
+                              f"{budget.smallest_arch(arch, round_to)['hidden']}) has {floor:,} MACs")
+        name = budget.budget_name(target)
+        if name in names:
+            raise ConfigError(f"config key {key}.macs: the same variant pr_kd_{name} as prune.targets[{names[name]}]")
+        names[name] = i
+
+
+def check_device(train: dict) -> None:
+    """train.device cuda needs a CUDA device, and train.precision fp16 needs CUDA: refused before any job runs."""
+    device, precision = train["device"], train["precision"]
+    if device != "cuda" and precision != "fp16":
+        return  # auto resolves in each job (fer.models.training.resolve_device)
+    import torch  # only here: every other config validates without loading torch (seconds per Snakemake start)
+
+    has_cuda = torch.cuda.is_available()
+    if device == "cuda" and not has_cuda:
+        raise ConfigError("config key train.device: cuda, but the installed torch has no usable CUDA device "
+                          "(torch.cuda.is_available() is False; the pinned torch==2.13.0 is a CPU build here): use "
+                          "cpu or auto, or install a CUDA build of torch (docs/training.md#gpu)")
+    if precision == "fp16" and (device == "cpu" or not has_cuda):
+        raise ConfigError("config key train.precision: fp16 needs CUDA (train.device cuda, or auto on a machine with "
+                          "a GPU); on the CPU use auto, fp32 or bf16")
+
+
+def check_classes(d: dict) -> None:
+    """data.classes: a usable list (no two spellings of one expression); with fer2013-csv, names FER2013's
+    emotion codes stand for; with the synthetic source, expressions the generator draws."""
+    try:
+        class_names.check(d["classes"])
+    except ValueError as exc:
+        raise ConfigError(f"config key data.classes: {exc}") from None
+    if d["layout"] == "fer2013-csv":
+        lost = class_names.without_fer2013_code(d["classes"])
+        if lost:
+            raise ConfigError(f"config key data.classes: {lost} have no emotion code in fer2013.csv (its codes: "
+                              f"{', '.join(class_names.FER2013_CODES)}); drop them or choose another data.layout")
+    if d["source"] == "synthetic":
+        lost = [c for c in d["classes"] if class_names.canonical(c) not in synthetic.DRAWABLE]
+        if lost:
+            raise ConfigError(f"config key data.classes: the synthetic faces cannot draw {lost} (they draw "
+                              f"{', '.join(synthetic.DRAWABLE)} and their common spellings)")
 
 
 # Characters a shell would interpret. ssh/scp get the jetson strings as separate arguments and the remote

@@ -94,6 +94,7 @@ class TrainHP(Section):
     label_smoothing: float
     warmup_epochs: int
     mixup: float  # mixup's Beta(alpha, alpha); 0 = off
+    ema: float  # decay per step of the weights' moving average that is validated and kept; 0 = off
 
 
 @dataclass(frozen=True)

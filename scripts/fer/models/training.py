@@ -56,6 +56,22 @@ def mixup_batch(x: torch.Tensor, alpha: float, gen: torch.Generator):
     return x.mul(lam).add_(x[perm], alpha=1.0 - lam), lam, perm
 
 
+def ema_init(model) -> dict:
+    """A copy of the model's state: the start of an exponential moving average of its weights."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@torch.no_grad()
+def ema_update(ema: dict, model, decay: float) -> None:
+    """After an optimizer step: ``ema = decay * ema + (1 - decay) * weights`` for every float tensor of the
+    state (parameters and BatchNorm's running statistics); integer buffers (BN's batch count) are copied."""
+    for k, v in model.state_dict().items():
+        if v.is_floating_point():
+            ema[k].mul_(decay).add_(v.detach(), alpha=1.0 - decay)
+        else:
+            ema[k].copy_(v)
+
+
 def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -65,7 +81,12 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(max(1, int(threads)))
 
 
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda")
+
+CUDA_HELP = ("the installed torch has no usable CUDA device (torch.cuda.is_available() is False; the pinned "
+             "torch==2.13.0 is a CPU build here): use train.device cpu or auto, or install a CUDA build of torch "
+             "(docs/training.md#gpu)")
 
 
 @functools.lru_cache(maxsize=1)
@@ -78,22 +99,46 @@ def cpu_has_amx_bf16() -> bool:
     return any(line.startswith("flags") and "amx_bf16" in line.split() for line in text.splitlines())
 
 
-def resolve_precision(setting: str) -> str:
-    """``train.precision`` -> the precision a training loop uses: ``auto`` is bf16 autocast where the CPU has
-    AMX bf16 units (about 1.5-2.4x faster training here, see docs/training.md), else fp32."""
-    if setting not in PRECISIONS:
-        raise ValueError(f"train.precision must be one of {PRECISIONS}, not {setting!r}")
+def resolve_device(setting: str) -> str:
+    """``train.device`` -> the device training and evaluation run on: ``auto`` is CUDA where
+    ``torch.cuda.is_available()``, else the CPU; ``cuda`` without a CUDA device is an error."""
+    if setting not in DEVICES:
+        raise ValueError(f"train.device must be one of {DEVICES}, not {setting!r}")
     if setting == "auto":
-        return "bf16" if cpu_has_amx_bf16() else "fp32"
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"train.device is cuda but {CUDA_HELP}")
     return setting
 
 
-def autocast(precision: str):
-    """The context of a training step's forward pass and loss: bf16 autocast on the CPU, or nothing (fp32).
-    Weights, optimizer state and gradients stay fp32 either way; validation and evaluation always run fp32."""
-    if precision == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+def resolve_precision(setting: str, device: str) -> str:
+    """``train.precision`` on a resolved ``device`` -> the precision a training loop uses. ``auto``: on the CPU
+    bf16 autocast where it has AMX bf16 units (about 1.5-2.4x faster training here, see docs/training.md), else
+    fp32; on CUDA bf16 where the GPU supports it, else fp16 (with loss scaling). fp16 is CUDA only."""
+    if setting not in PRECISIONS:
+        raise ValueError(f"train.precision must be one of {PRECISIONS}, not {setting!r}")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"resolve_precision: device must be cpu or cuda (resolve 'auto' first), not {device!r}")
+    if setting == "auto":
+        if device == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if cpu_has_amx_bf16() else "fp32"
+    if setting == "fp16" and device != "cuda":
+        raise ValueError("train.precision fp16 needs train.device cuda (on the CPU: auto, fp32 or bf16)")
+    return setting
+
+
+def autocast(precision: str, device: str = "cpu"):
+    """The context of a training step's forward pass and loss: bf16/fp16 autocast on ``device``, or nothing
+    (fp32). Weights, optimizer state and gradients stay fp32 either way; validation and evaluation run fp32."""
+    if precision in ("bf16", "fp16"):
+        return torch.autocast(device, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
     return contextlib.nullcontext()
+
+
+def model_device(model) -> torch.device:
+    """The device of a model's first parameter (the CPU for a model without parameters)."""
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 
 # Images per forward pass when evaluating. Memory is this many images' activations (the teacher's first conv
@@ -103,10 +148,13 @@ EVAL_CHUNK = 128
 
 @torch.no_grad()
 def predict_logits(model, images_u8: torch.Tensor, batch_size: int = EVAL_CHUNK) -> torch.Tensor:
-    """Logits for uint8 images (N,48,48) with the shared preprocessing, in eval mode."""
+    """Logits (on the CPU) for uint8 images (N,48,48) with the shared preprocessing, in eval mode, computed on the
+    model's device."""
     model.eval()
-    out = [model(preprocess.to_tensor(images_u8[i:i + batch_size])) for i in range(0, len(images_u8), batch_size)]
-    return torch.cat(out) if out else torch.empty(0, 7)
+    dev = model_device(model)
+    out = [model(preprocess.to_tensor(images_u8[i:i + batch_size]).to(dev)).cpu()
+           for i in range(0, len(images_u8), batch_size)]
+    return torch.cat(out) if out else torch.empty(0, model.classifier.fc2.out_features)
 
 
 def fingerprint(obj) -> str:
@@ -133,34 +181,44 @@ def _resume_checkpoint(checkpoint, desc: str) -> dict | None:
 
 def fit(model, train_x, train_y, val_x, val_y, *, hp: TrainHP, augment_cfg: Augment, seed: int, teacher,
         kd: KD | None, checkpoint: str | os.PathLike | None, desc: str, data_key: str, precision: str,
-        progress: bool = True, on_epoch=None) -> dict:
+        device: str, progress: bool = True, on_epoch=None) -> dict:
     """Train ``model`` in place and load the weights of the best validation epoch into it.
 
     train_x/val_x are uint8 (N,48,48) tensors, *_y int64 labels. With ``teacher`` (and ``kd``) the loss is
     :func:`kd_loss` against the teacher's logits on the same augmented batch, else cross-entropy with
     ``hp.label_smoothing``. ``checkpoint``: a file written atomically after every epoch; if it exists with the
     same settings (and the same ``data_key``, e.g. a hash of the data and teacher files) the run resumes from
-    it. ``precision``: "fp32" or "bf16" (:func:`resolve_precision`): the training steps' forward pass and loss
-    run under :func:`autocast`. ``on_epoch(model, epoch)``, if given, is called after every epoch's validation (epoch counts from 1; e.g.
+    it. ``precision``: "fp32", "bf16" or (CUDA) "fp16" (:func:`resolve_precision`): the training steps' forward
+    pass and loss run under :func:`autocast` (fp16 with loss scaling). ``device``: "cpu" or "cuda"
+    (:func:`resolve_device`): the model, the teacher and the uint8 images move there for training (random draws
+    stay on the CPU generator, so the CPU path is unchanged); the model and the teacher come back to the CPU. ``on_epoch(model, epoch)``, if given, is called after every epoch's validation (epoch counts from 1; e.g.
     to score the last epoch's weights before the best ones are loaded back). Returns ``{"history": [...],
     "best_epoch": int, "best_val_acc": float}``.
     """
     if (teacher is None) != (kd is None):
         raise ValueError("fit: a teacher needs kd settings and kd settings need a teacher")
-    if precision not in ("fp32", "bf16"):
-        raise ValueError(f"fit: precision must be fp32 or bf16 (resolve 'auto' first), not {precision!r}")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"fit: device must be cpu or cuda (resolve 'auto' first), not {device!r}")
+    if precision not in ("fp32", "bf16", "fp16") or (precision == "fp16" and device != "cuda"):
+        raise ValueError(f"fit: precision must be fp32, bf16 or (on cuda) fp16 (resolve 'auto' first), not "
+                         f"{precision!r} on {device}")
     epochs, lr, batch_size = int(hp.epochs), float(hp.lr), int(hp.batch_size)
     weight_decay, label_smoothing, warmup_epochs = float(hp.weight_decay), float(hp.label_smoothing), \
         int(hp.warmup_epochs)
-    mixup = float(hp.mixup)
+    mixup, ema_decay = float(hp.mixup), float(hp.ema)
     temperature, alpha = (float(kd.temperature), float(kd.alpha)) if kd is not None else (1.0, 0.0)
     settings = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay, "seed": seed,
                 "augment": augment_cfg.as_dict(), "label_smoothing": label_smoothing, "kd": teacher is not None,
                 "temperature": temperature, "alpha": alpha, "warmup_epochs": warmup_epochs,
-                **({"mixup": mixup} if mixup else {}), "n_train": int(len(train_x)), "n_val": int(len(val_x)),
-                "arch": getattr(model, "arch", None), "data": data_key, "precision": precision}
+                **({"mixup": mixup} if mixup else {}), **({"ema": ema_decay} if ema_decay else {}),
+                "n_train": int(len(train_x)), "n_val": int(len(val_x)),
+                "arch": getattr(model, "arch", None), "data": data_key, "precision": precision,
+                **({"device": device} if device != "cpu" else {})}
     fp = fingerprint(settings)
     gen = torch.Generator().manual_seed(seed)
+    model.to(device)
+    train_x, train_y, val_x, val_y = (t.to(device) for t in (train_x, train_y, val_x, val_y))
+    scaler = torch.amp.GradScaler(device) if precision == "fp16" else None  # fp16 gradients underflow unscaled
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = max(1, math.ceil(len(train_x) / batch_size))
     total, warm = epochs * steps_per_epoch, warmup_epochs * steps_per_epoch
@@ -173,6 +231,7 @@ def fit(model, train_x, train_y, val_x, val_y, *, hp: TrainHP, augment_cfg: Augm
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     history, start, best = [], 0, {"acc": -1.0, "loss": math.inf, "epoch": -1, "state": None}
+    ema = ema_init(model) if ema_decay else None
     # one writer per checkpoint (a rerun beside an orphaned job waits for it), and no orphan: stop once the
     # Snakemake that started this job is gone (fer.jobs)
     parent = jobs.watched_parent() if checkpoint else None
@@ -185,13 +244,18 @@ def fit(model, train_x, train_y, val_x, val_y, *, hp: TrainHP, augment_cfg: Augm
                 sched.load_state_dict(ck["scheduler"])
                 gen.set_state(ck["generator"])
                 torch.set_rng_state(ck["torch_rng"])
+                if device == "cuda" and "cuda_rng" in ck:
+                    torch.cuda.set_rng_state(ck["cuda_rng"])
+                if scaler is not None and "scaler" in ck:
+                    scaler.load_state_dict(ck["scaler"])
                 history, start, best = ck["history"], ck["epoch"] + 1, ck["best"]
+                ema = {k: v.to(device) for k, v in ck["ema"].items()} if "ema" in ck else ema
                 log.info("%s: resuming after epoch %d from %s", desc, start, checkpoint)
             else:
                 log.info("%s: ignoring checkpoint %s written with other settings", desc, checkpoint)
         if teacher is not None:
             teacher.eval()
-            teacher.to(memory_format=torch.channels_last)
+            teacher.to(device, memory_format=torch.channels_last)
         model.to(memory_format=torch.channels_last)  # oneDNN's fast layout on CPU (about 1.3x here)
         for epoch in range(start, epochs):
             model.train()
@@ -212,7 +276,7 @@ def fit(model, train_x, train_y, val_x, val_y, *, hp: TrainHP, augment_cfg: Augm
                 if mixup:
                     x, lam, pair = mixup_batch(x, mixup, gen)
                     mix = (lam, y[pair])
-                with autocast(precision):
+                with autocast(precision, device):
                     logits = model(x)
                     if teacher is not None:
                         with torch.no_grad():
@@ -221,20 +285,31 @@ def fit(model, train_x, train_y, val_x, val_y, *, hp: TrainHP, augment_cfg: Augm
                     else:
                         loss = mixed_ce(logits.float(), y, label_smoothing, mix)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                if scaler is None:
+                    loss.backward()
+                    opt.step()
+                else:
+                    scaler.scale(loss).backward()
+                    scaler.step(opt)
+                    scaler.update()
                 sched.step()
+                if ema is not None:
+                    ema_update(ema, model, ema_decay)
                 run_loss += float(loss.detach()) * len(idx)
                 run_correct += int((logits.argmax(1) == y).sum())
                 seen += len(idx)
                 bar.set_postfix(loss=f"{run_loss / seen:.3f}")
             secs = time.perf_counter() - t0
+            raw = None
+            if ema is not None:  # validate, select and report the averaged weights; train on with the raw ones
+                raw = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                model.load_state_dict(ema)
             model.eval()
             with torch.no_grad():
                 # chunk by chunk from the uint8 images: no float copy of the whole validation split
                 v_logits = torch.cat([model(preprocess.to_tensor(val_x[j:j + EVAL_CHUNK]).contiguous(
                     memory_format=torch.channels_last)) for j in range(0, len(val_x), EVAL_CHUNK)]) \
-                    if len(val_x) else torch.empty(0, 7)
+                    if len(val_x) else torch.empty(0, 0)
             v_loss = float(F.cross_entropy(v_logits, val_y)) if len(val_y) else math.nan
             v_acc = float((v_logits.argmax(1) == val_y).float().mean()) if len(val_y) else math.nan
             row = {"epoch": epoch + 1, "train_loss": run_loss / max(seen, 1), "train_acc": run_correct / max(seen, 1),
@@ -251,16 +326,22 @@ def fit(model, train_x, train_y, val_x, val_y, *, hp: TrainHP, augment_cfg: Augm
             if on_epoch is not None:
                 on_epoch(model, epoch + 1)
                 model.train()
+            if raw is not None:
+                model.load_state_dict(raw)
             if checkpoint:
                 files.save_torch(checkpoint, {"fingerprint": fp, "model": model.state_dict(), "optimizer": opt.state_dict(),
                                            "scheduler": sched.state_dict(), "generator": gen.get_state(),
                                            "torch_rng": torch.get_rng_state(), "epoch": epoch, "history": history,
-                                           "best": best})
+                                           "best": best, **({"ema": ema} if ema is not None else {}),
+                                           **({"cuda_rng": torch.cuda.get_rng_state()} if device == "cuda" else {}),
+                                           **({"scaler": scaler.state_dict()} if scaler is not None else {})})
             if not jobs.alive(parent):
                 raise OrphanedError(f"{desc}: the Snakemake that started this job (pid {parent[0]}) is gone; stopped "
                                     f"after epoch {epoch + 1}, saved in {checkpoint}: rerun Snakemake to resume")
         if best["state"] is not None:
             model.load_state_dict(best["state"])
-        model.eval()
+        model.to("cpu").eval()
+        if teacher is not None:
+            teacher.to("cpu")
         log.info("%s: best validation accuracy %.3f at epoch %d", desc, best["acc"], best["epoch"])
         return {"history": history, "best_epoch": best["epoch"], "best_val_acc": best["acc"]}

@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from fer import CLASSES
 from fer.report import metrics
 
 CONFIDENCE = 0.95
@@ -97,12 +96,14 @@ def check_out_of_fold(predictions: pd.DataFrame, folds_of_image, n_images: int) 
             raise ValueError(f"{variant} (seed {seed}): {len(wrong)} images were predicted by another fold's model")
 
 
-def pooled(predictions: pd.DataFrame) -> dict:
-    """Accuracy, macro-F1 and confusion matrix over every out-of-fold prediction of one variant."""
-    rep = metrics.classification_report(predictions["label"].to_numpy(), predictions["prediction"].to_numpy())
+def pooled(predictions: pd.DataFrame, classes) -> dict:
+    """Accuracy, macro-F1 and confusion matrix over every out-of-fold prediction of one variant (labels index
+    ``classes``, the class list of its metrics files)."""
+    rep = metrics.classification_report(predictions["label"].to_numpy(), predictions["prediction"].to_numpy(),
+                                        classes)
     return {"pooled_accuracy": rep["accuracy"], "pooled_macro_f1": rep["macro_f1"],
             "pooled_confusion_matrix": json.dumps(rep["confusion_matrix"]),
-            **{f"pooled_recall_{c}": rep["per_class_recall"][c] for c in CLASSES}}
+            **{f"pooled_recall_{c}": rep["per_class_recall"][c] for c in classes}}
 
 
 def summarize(rows: list[dict], predictions: pd.DataFrame, variants: list[str], k: int, seeds: list[int]) -> pd.DataFrame:
@@ -123,7 +124,7 @@ def summarize(rows: list[dict], predictions: pd.DataFrame, variants: list[str], 
                "accuracy_ci_high": a["ci_high"],
                "macro_f1": f["mean"], "macro_f1_std": f["std"], "macro_f1_ci_low": f["ci_low"],
                "macro_f1_ci_high": f["ci_high"],
-               **pooled(predictions[predictions["variant"] == v]),
+               **pooled(predictions[predictions["variant"] == v], first["classes"]),
                "folds": a["n"], "seeds": n_seeds,
                "test_images": int(t["test_images"].sum() // n_seeds),
                "test_subjects": int(t["test_subjects"].sum() // n_seeds),
@@ -135,6 +136,8 @@ def summarize(rows: list[dict], predictions: pd.DataFrame, variants: list[str], 
                 row.update({metric: e["mean"], f"{metric}_std": e["std"], f"{metric}_ci_low": e["ci_low"],
                             f"{metric}_ci_high": e["ci_high"]})
             row["external_images"] = int(t["external_images"].iloc[0])
+        if "budget_macs" in first:  # pr_kd_<budget>: the budget, and the share one run reached (each run searches)
+            row.update({"budget_macs": first["budget_macs"], "budget_macs_reached": first["budget_macs_reached"]})
         if len(seeds) > 1:
             row["accuracy_seed_std"] = float(t.groupby("fold")["accuracy"].std(ddof=1).mean())
         row["protocol"] = (f"{k}-fold cross-validation by subject ({row['test_subjects']} subjects, "

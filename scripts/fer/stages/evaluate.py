@@ -22,31 +22,40 @@ from fer.report.summary import write_summary
 log = logging.getLogger("fer")
 
 
-def evaluate(*, variant: str, weights, dataset, out_metrics, out_predictions, out_confusion) -> dict:
+def evaluate(*, variant: str, weights, dataset, device: str, out_metrics, out_predictions, out_confusion) -> dict:
     """Rule evaluate: any variant's weights + the test split -> results/metrics/<variant>.json, the prediction
-    of every test image (results/predictions/<variant>.csv) and the confusion plot."""
+    of every test image (results/predictions/<variant>.csv) and the confusion plot. ``device``: train.device,
+    where the model runs (:func:`fer.models.training.resolve_device`)."""
     ds = datasets.load_prepared(dataset)
     x, y = datasets.subset(ds, "test")
     index = torch.nonzero(ds["split"] == 2).flatten().tolist()
     if len(x) == 0:
         raise FERError(f"{dataset}: the test split is empty; use more subjects or another split")
-    ckpt = checkpoints.load_checkpoint(weights, variant)
-    model = checkpoints.load_model(weights, variant)
+    classes = ds["classes"]
+    ckpt = checkpoints.load_checkpoint(weights, variant, classes, dataset)
+    model = checkpoints.load_model(weights, variant).to(training.resolve_device(device))
     pred = training.predict_logits(model, x).argmax(1).numpy()
-    rep = metrics.classification_report(y.numpy(), pred)
-    float_twin = nets.build(ckpt["arch"])  # same layers without quantizers: MACs do not change with bits
+    rep = metrics.classification_report(y.numpy(), pred, classes)
+    # same layers without quantizers (MACs do not change with bits) and with BN (fp16 variants store it folded):
+    # every variant's MACs and params are counted on the same float network as its base's
+    float_twin = nets.build({k: v for k, v in ckpt["arch"].items() if k != "batchnorm"})
     macs, params = metrics.count_macs_params(float_twin)
     test_subjects = sorted({s for s, k in zip(ds["subjects"], (ds["split"] == 2).tolist()) if k})
     out = {"variant": variant, **variants.summary_fields(variant),
            "params": params, "macs": macs, "size_bytes": size.deployed_size_bytes(ckpt, model),
-           "file_size_bytes": size.file_size_bytes(weights), "bits": checkpoints.checkpoint_bits(ckpt)[0],
+           "file_size_bytes": size.file_size_bytes(weights),
+           "bits": 16 if checkpoints.is_fp16(ckpt) else checkpoints.checkpoint_bits(ckpt)[0],  # fp16: float16
            "accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"], "test_images": rep["n"],
            "test_subjects": len(test_subjects), **{k: v for k, v in rep.items() if k not in ("accuracy", "macro_f1", "n")},
            "protocol": "subject-independent test split of results/data/manifest.csv; batch evaluation in eval mode"}
+    budget = ckpt.get("meta", {}).get("budget")
+    if budget:  # pr_kd_<budget> (prune.targets): the budget and what the pruned network reached
+        out.update({"budget_macs": budget["target"]["macs"], "budget_macs_reached": macs / budget["target"]["macs"]})
     external = ds["split"] == splits.EXTERNAL
     if bool(external.any()):  # data.test_path with folds: the separate folder, the same for every fold
         ext = metrics.classification_report(ds["labels"][external].numpy(),
-                                            training.predict_logits(model, ds["images"][external]).argmax(1).numpy())
+                                            training.predict_logits(model, ds["images"][external]).argmax(1).numpy(),
+                                            classes)
         out.update({"external_accuracy": ext["accuracy"], "external_macro_f1": ext["macro_f1"],
                     "external_images": ext["n"],
                     "external_subjects": len({s for s, k in zip(ds["subjects"], external.tolist()) if k})})
@@ -71,12 +80,13 @@ def evaluate(*, variant: str, weights, dataset, out_metrics, out_predictions, ou
     return out
 
 
-def summary(*, metric_files, cv_summary, benchmark_files, out_csv):
+def summary(*, metric_files, cv_summary, benchmark_files, export_files, out_csv):
     """Rule summary: every variant's metrics (with cross-validation: its row of results/cv/summary.csv, the mean
-    over folds with the interval columns) and benchmark rows -> results/summary.csv."""
+    over folds with the interval columns), the deployable ONNX file of each (its export sidecar: file size,
+    format, weight storage) and benchmark rows -> results/summary.csv."""
     rows = [json.loads(Path(f).read_text()) for f in metric_files] if not cv_summary else \
         pd.read_csv(cv_summary).to_dict("records")
-    return write_summary(rows, out_csv, benchmarks=benchmark_files)
+    return write_summary(rows, out_csv, benchmarks=benchmark_files, exports=export_files)
 
 
 def cv_summary(*, metric_files, prediction_files, dataset, variants: list, bases: dict, folds: int, seeds: list,
