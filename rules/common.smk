@@ -144,7 +144,7 @@ def _bits_choices():
     ] or ["0"]
 
 
-BENCH_RUNTIMES = ("pytorch", "onnxruntime")
+BENCH_RUNTIMES = ("pytorch", "onnxruntime", "onnxruntime-cuda")
 
 
 wildcard_constraints:
@@ -262,7 +262,7 @@ def benchmark_input(wildcards):
     """
     v = wildcards.variant
     files = {"weights": first_run("weights/{variant}.pt", variant=v)}
-    if wildcards.runtime == "onnxruntime":
+    if wildcards.runtime.startswith("onnxruntime"):
         files["onnx"] = first_run("results/onnx/{variant}.onnx", variant=v)
         files["info"] = first_run("results/onnx/{variant}.json", variant=v)
     return files

@@ -96,7 +96,7 @@ def test_cpu_model_from_cpuinfo(tmp_path, text, expected):
 
 
 # --------------------------------------------------------------------------------------------- runtimes
-@pytest.mark.parametrize("runtime", latency.RUNTIMES)
+@pytest.mark.parametrize("runtime", [r for r in latency.RUNTIMES if r != "onnxruntime-cuda"])
 def test_benchmark_row_describes_run_and_machine(tiny_model, runtime):
     weights, onnx_path = tiny_model
     row = latency.benchmark("kd", runtime, weights, onnx_path, runs=15, warmup=2, threads=1)
@@ -195,6 +195,16 @@ def test_unknown_runtime_and_missing_onnx_are_one_line_errors(tiny_model, tmp_pa
         latency.benchmark("kd", "onnxruntime", weights, tmp_path / "nope.onnx", runs=2, warmup=0)
 
 
+def test_onnxruntime_cuda_never_times_the_cpu_in_its_place(tiny_model):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("onnxruntime's CUDA provider is installed here")
+    weights, onnx_path = tiny_model  # onnxruntime falls back to the CPU provider silently: the row must not
+    with pytest.raises(errors.BenchmarkError, match=r"runs on \['CPUExecutionProvider'\], not CUDA"):
+        latency.benchmark("kd", "onnxruntime-cuda", weights, onnx_path, runs=2, warmup=0)
+
+
 def _tool(*args) -> subprocess.CompletedProcess:
     """tools/benchmark_variant.py as a user runs it (tests import only the library)."""
     return subprocess.run([sys.executable, str(REPO / "tools" / "benchmark_variant.py"), *map(str, args)],
@@ -275,3 +285,35 @@ def test_benchmark_jobs_reserve_every_core_and_jetson_skips_without_host(workflo
     assert train and "threads: 3" not in train[0]
     jet = [b for b in blocks if b.startswith("benchmark_jetson:")]
     assert jet and "results/onnx" not in jet[0]
+
+
+# ------------------------------------------------------------------------- bench/int8_paths.py's pure helpers
+def _int8_paths():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("int8_paths", REPO / "bench" / "int8_paths.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_int8_bench_reads_cpu_flags_and_onnxruntime_profiles(tmp_path):
+    mod = _int8_paths()
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512_vnni amx_int8\n\nflags\t\t: amx_bf16\n")
+    flags = mod.cpu_flags(info)
+    assert flags["avx512_vnni"] and flags["amx_int8"] and not flags["amx_bf16"]  # the first flags line only
+    run = lambda ts, dur: {"cat": "Session", "name": "model_run", "ts": ts, "dur": dur}
+    node = lambda name, op, ts, dur: {"cat": "Node", "name": f"{name}_kernel_time", "ts": ts, "dur": dur,
+                                      "args": {"op_name": op}}
+    events = [run(0, 100), node("c1", "QLinearConv", 1, 90),  # warm-up run: dropped
+              run(200, 10), node("c1", "QLinearConv", 201, 4), node("q", "QuantizeLinear", 205, 2),
+              {"cat": "Node", "name": "c1_fence_before", "ts": 201, "dur": 1, "args": {"op_name": "QLinearConv"}},
+              run(300, 14), node("c1", "QLinearConv", 301, 6), node("q", "QuantizeLinear", 307, 2)]
+    s = mod.profile_summary(events, skip_runs=1)
+    assert s["runs"] == 2 and s["run_us"] == 12 and s["kernel_us"] == 7 and s["overhead_us"] == 5
+    assert list(s["ops"]) == ["QLinearConv", "QuantizeLinear"]
+    assert s["ops"]["QLinearConv"] == {"nodes": 1, "us": 5, "share": 5 / 7}
+    assert s["nodes"] == [{"node": "c1", "op": "QLinearConv", "us": 5, "share": 5 / 7},
+                          {"node": "q", "op": "QuantizeLinear", "us": 2, "share": 2 / 7}]
+    assert mod.group_ops(s["ops"]) == {"int8 conv": 5 / 7, "Q/DQ": 2 / 7}

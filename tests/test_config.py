@@ -10,6 +10,7 @@ import copy
 import re
 from pathlib import Path
 
+import onnxruntime
 import pytest
 import torch
 import yaml
@@ -74,6 +75,10 @@ BAD = [
     pytest.param({"train": {"device": "cpu", "precision": "fp16"}}, "train.precision", "fp16 needs CUDA",
                  id="fp16-on-cpu"),
     pytest.param({"train": {"device": "gpu"}}, "train.device", "'gpu' is not one of", id="device-spelling"),
+    pytest.param({"benchmark": {"runtimes": ["onnxruntime", "onnxruntime-cuda"]}}, "benchmark.runtimes",
+                 "has no CUDA execution provider", id="ort-cuda-not-installed",
+                 marks=pytest.mark.skipif("CUDAExecutionProvider" in onnxruntime.get_available_providers(),
+                                          reason="onnxruntime's CUDA provider is installed here")),
     pytest.param({"models": {"student": {"channels": [16, 32, 48, 64], "hidden": 128}}}, "models.student.channels",
                  "is too long", id="student-blocks"),  # pruning ratios name conv1..conv3
 ]

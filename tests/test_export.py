@@ -246,7 +246,7 @@ def test_every_variant_exported_with_parity_on_the_test_split(tiny_run):
     wd = tiny_run
     names = sorted(p.stem for p in (wd / "results" / "metrics").glob("*.json"))
     assert {"kd", "pr_kd_low", "pr_kd_medium", "pr_kd_high", "ptq_kd_32", "ptq_kd_8", "ptq_kd_6",
-            "ptq_kd_4", "fp16_kd", "fp16_pr_kd_medium"} <= set(names)
+            "ptq_kd_4", "fp16_kd", "fp16_pr_kd_low"} <= set(names)
     ds = datasets.load_prepared(wd / "results" / "data" / "dataset.pt")
     x = preprocess.to_tensor(datasets.subset(ds, "test")[0])
     for v in names:
@@ -276,7 +276,7 @@ def test_tiny_run_compressed_metrics(tiny_run):
         assert row["macs"] == kd["macs"]  # counted on the float twin
         assert row["size_bytes"] < kd["size_bytes"]
     assert m["ptq_kd_4"]["size_bytes"] < m["ptq_kd_6"]["size_bytes"] < m["ptq_kd_8"]["size_bytes"]
-    for base in ("kd", "pr_kd_medium"):  # fp16: 2 bytes per (BN-folded) parameter, same MACs, same function
+    for base in ("kd", "pr_kd_low"):  # fp16: 2 bytes per (BN-folded) parameter, same MACs, same function
         row = m[f"fp16_{base}"]
         assert row["method"] == "fp16" and row["size_bytes"] * 2 == m[base]["size_bytes"]
         assert row["macs"] == m[base]["macs"] and abs(row["accuracy"] - m[base]["accuracy"]) <= 0.05

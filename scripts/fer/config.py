@@ -199,6 +199,7 @@ def check_semantics(config: dict, base_dir: Path) -> None:
         raise ConfigError(f"config key data.test_path: folder {d['test_path']!r} does not exist")
     check_ssh_strings(config.get("jetson") or {})
     check_device(config["train"])
+    check_benchmark_runtimes(config["benchmark"])
     check_prune_targets(config)
 
 
@@ -263,6 +264,18 @@ def check_device(train: dict) -> None:
     if precision == "fp16" and (device == "cpu" or not has_cuda):
         raise ConfigError("config key train.precision: fp16 needs CUDA (train.device cuda, or auto on a machine with "
                           "a GPU); on the CPU use auto, fp32 or bf16")
+
+
+def check_benchmark_runtimes(bench: dict) -> None:
+    """benchmark.runtimes onnxruntime-cuda needs onnxruntime's CUDA execution provider: refused before any job."""
+    if "onnxruntime-cuda" not in bench["runtimes"]:
+        return
+    import onnxruntime  # only here: every other config validates without it
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        raise ConfigError("config key benchmark.runtimes: onnxruntime-cuda, but the installed onnxruntime has no "
+                          f"CUDA execution provider (it has {onnxruntime.get_available_providers()}; the pinned "
+                          "onnxruntime is the CPU build): install onnxruntime-gpu or drop the runtime")
 
 
 def check_classes(d: dict) -> None:

@@ -41,8 +41,9 @@ from fer.errors import BenchmarkError
 
 log = logging.getLogger("fer")
 
-RUNTIMES = ("pytorch", "onnxruntime")
+RUNTIMES = ("pytorch", "onnxruntime", "onnxruntime-cuda")
 DEVICE = "local-cpu"
+DEVICES = {"onnxruntime-cuda": "local-cuda"}  # the device column of a runtime that does not run on the CPU
 
 
 # -------------------------------------------------------------------------------------------------- machine
@@ -77,7 +78,7 @@ def machine_info(runtime: str) -> dict:
     """The machine columns of a row (same names as the Jetson rows)."""
     if runtime == "pytorch":
         version = f"torch {torch.__version__}"
-    elif runtime == "onnxruntime":
+    elif runtime.startswith("onnxruntime"):
         import onnxruntime  # heavy and optional: only ONNX runs need it
 
         version = f"onnxruntime {onnxruntime.__version__}"
@@ -267,13 +268,18 @@ def onnx_labels(ops: dict[str, int], bits: int, export_format: str | None = None
 
 
 def bench_onnxruntime(onnx_path, runs: int, warmup: int, threads: int, bits: int = 32,
-                      x: np.ndarray | None = None, export_format: str | None = None) -> tuple[dict, np.ndarray]:
-    """Latency of the ONNX graph in onnxruntime (CPU EP); returns (row fields, logits on ``x``)."""
+                      x: np.ndarray | None = None, export_format: str | None = None,
+                      device: str = "cpu") -> tuple[dict, np.ndarray]:
+    """Latency of the ONNX graph in onnxruntime (CPU EP, or with ``device="cuda"`` the CUDA EP, which must be the
+    one the session runs on); returns (row fields, logits on ``x``)."""
     if not Path(onnx_path).is_file():
         raise BenchmarkError(f"{onnx_path} does not exist")
     fold = export_format == "int4"  # no int4 kernels: dequantize the weights once, at load (fer.deploy.ort)
     ops = kernels.optimized_op_counts(onnx_path, threads, fold_weight_dq=fold)
-    sess = ort.session(onnx_path, threads, fold_weight_dq=fold)
+    sess = ort.session(onnx_path, threads, providers=ort.providers_for(device), fold_weight_dq=fold)
+    if device == "cuda" and sess.get_providers()[0] != ort.CUDA:
+        raise BenchmarkError(f"onnxruntime-cuda: the session for {onnx_path} runs on {sess.get_providers()}, not "
+                             "CUDA (install onnxruntime-gpu with a matching CUDA, or drop the runtime)")
     inp = sess.get_inputs()[0]
     if x is None:
         shape = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
@@ -290,8 +296,8 @@ def bench_onnxruntime(onnx_path, runs: int, warmup: int, threads: int, bits: int
 
 def benchmark(variant: str, runtime: str, weights, onnx=None, runs: int = 100, warmup: int = 10,
               threads: int = 1, pin: bool = True, onnx_info=None, realtime: bool = False) -> dict:
-    """One row (see :data:`fer.deploy.columns.COLUMNS`) for ``variant`` on ``runtime`` (pytorch | onnxruntime) on
-    this machine.
+    """One row (see :data:`fer.deploy.columns.COLUMNS`) for ``variant`` on ``runtime`` (pytorch | onnxruntime |
+    onnxruntime-cuda: the CUDA execution provider of this machine's GPU) on this machine.
 
     The onnxruntime row also runs the checkpoint once in PyTorch on the same input and records the largest
     absolute difference of the logits (``max_abs_diff``) — a check that the exported graph is the model.
@@ -301,7 +307,7 @@ def benchmark(variant: str, runtime: str, weights, onnx=None, runs: int = 100, w
     """
     if runtime not in RUNTIMES:
         raise BenchmarkError(f"unknown runtime {runtime!r}; choose from {', '.join(RUNTIMES)}")
-    if runtime == "onnxruntime" and (onnx is None or not Path(onnx).is_file()):
+    if runtime.startswith("onnxruntime") and (onnx is None or not Path(onnx).is_file()):
         raise BenchmarkError(f"{onnx} does not exist" if onnx else
                              "the onnxruntime benchmark needs the exported ONNX model")
     ckpt = checkpoints.load_checkpoint(weights, variant)
@@ -318,11 +324,12 @@ def benchmark(variant: str, runtime: str, weights, onnx=None, runs: int = 100, w
             fmt = None
             if onnx_info and Path(onnx_info).is_file():
                 fmt = checkpoints.check_onnx(onnx, variant).get("format")  # the graph of this variant, as exported
-            fields, out = bench_onnxruntime(onnx, runs, warmup, threads, bits, x, fmt)
+            fields, out = bench_onnxruntime(onnx, runs, warmup, threads, bits, x, fmt,
+                                            device="cuda" if runtime == "onnxruntime-cuda" else "cpu")
             with torch.inference_mode():
                 ref = checkpoints.load_model(weights)(torch.from_numpy(x)).float().numpy()
             diff = float(np.abs(ref - out).max())
-    row = {"variant": variant, "runtime": runtime, "device": DEVICE, **fields, "warmup": int(warmup),
+    row = {"variant": variant, "runtime": runtime, "device": DEVICES.get(runtime, DEVICE), **fields, "warmup": int(warmup),
            "threads": int(threads), **machine_info(runtime), "max_abs_diff": diff,
            "cpu_affinity": ",".join(map(str, cores)) if cores else "", "load_avg_1m": load,
            "scheduling": policy}
