@@ -10,8 +10,10 @@ with 1 and with 2 threads, at batch 1 and batch 32:
   once at load, the activations' Q/DQ pairs emulated in fp32 (an int8 *file*, fp32 *compute*);
 - ``ort-qop-u8``: onnxruntime's own ``quantize_static`` in the QOperator format: uint8 activations, int8
   per-channel weights, QLinearConv with the ReLU folded into its output range, QGemm, uint8 MaxPool;
-  ``ort-qop-u8-conv1fp32`` the same with the first conv (one input channel: K = 9) left in fp32,
-  ``ort-qop-u8-block1fp32`` with the whole first block (conv1, ReLU, pool1) in fp32, int8 from conv2 on;
+  ``ort-qop-u8-block1fp32`` the same with the first block (conv1: one input channel, K = 9; its ReLU and pool1)
+  left in fp32, int8 from conv2 on; ``ort-qop-u8-block1fp32-noprop`` that graph in a session without
+  onnxruntime's ``QDQPropagationTransformer`` (which would move the QuantizeLinear above pool1, leaving a uint8
+  MaxPool in NCHW, for which onnxruntime has no fast kernel);
 - ``ort-qdq-u8`` / ``ort-qdq-s8``: ``quantize_static`` in the QDQ format, uint8 or int8 activations;
 - ``torch-int8-x86`` / ``torch-int8-onednn``: PyTorch's eager post-training quantization (torch.ao, fused
   Conv+BN+ReLU, ``torch.backends.quantized.engine``), calibrated on the same faces;
@@ -51,6 +53,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -82,6 +85,9 @@ OP_GROUPS = {
     "Relu": "relu", "Clip": "relu",
     "Reshape": "reshape", "Flatten": "reshape",
 }
+# onnxruntime moves a QuantizeLinear up through a MaxPool; after an fp32 first block that leaves a uint8 MaxPool
+# in NCHW, which has no fast kernel (only the NHWC uint8 MaxPool has): the -noprop path switches that pass off.
+NO_PROPAGATION = "QDQPropagationTransformer"
 BATCHES = (1, 32)
 THREADS = (1, 2)
 
@@ -196,7 +202,7 @@ class _Reader:
 
 
 def ort_quantized(fp32_onnx: Path, out: Path, calib: np.ndarray) -> dict[str, Path]:
-    """onnxruntime ``quantize_static`` graphs of ``fp32_onnx``: QOperator uint8 (all layers; conv1; conv1+relu1+pool1 in fp32)
+    """onnxruntime ``quantize_static`` graphs of ``fp32_onnx``: QOperator uint8 (all layers; conv1+relu1+pool1 in fp32)
     and QDQ with uint8 / int8 activations; per-channel int8 weights, MinMax calibration on ``calib``."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -209,7 +215,6 @@ def ort_quantized(fp32_onnx: Path, out: Path, calib: np.ndarray) -> dict[str, Pa
     first = {op: next(n.name for n in graph.node if n.op_type == op) for op in ("Conv", "Relu", "MaxPool")}
     specs = {
         "qop_u8": (QuantFormat.QOperator, QuantType.QUInt8, []),
-        "qop_u8_conv1fp32": (QuantFormat.QOperator, QuantType.QUInt8, [first["Conv"]]),
         "qop_u8_block1fp32": (QuantFormat.QOperator, QuantType.QUInt8, list(first.values())),
         "qdq_u8": (QuantFormat.QDQ, QuantType.QUInt8, []),
         "qdq_s8": (QuantFormat.QDQ, QuantType.QInt8, []),
@@ -251,17 +256,40 @@ def torch_int8(model: nn.Module, calib: torch.Tensor, engine: str) -> nn.Module:
 
 # ----------------------------------------------------------------------------------------------- the paths
 class OrtPath:
-    def __init__(self, name, graph, level, fold=False, note=""):
-        self.name, self.graph, self.level, self.fold, self.note = name, Path(graph), level, fold, note
+    """One onnxruntime configuration: a graph, an optimisation level, ``fold`` (``session.disable_quant_qdq``)
+    and ``disabled`` graph transformers (``InferenceSession(disabled_optimizers=...)``)."""
+
+    def __init__(self, name, graph, level, fold=False, disabled=()):
+        self.name, self.graph, self.level, self.fold, self.disabled = name, Path(graph), level, fold, tuple(disabled)
         self.runtime = "onnxruntime"
         self.sessions = {}
-        ops = kernels.optimized_op_counts(self.graph, 1, level=level, fold_weight_dq=fold)
-        self.ops = ops
-        self.precision, self.executed = kernels.classify(ops)
+        if self.disabled:  # fer.deploy.kernels builds its sessions with every transformer on: read it back here
+            with tempfile.TemporaryDirectory(prefix="fer-int8-") as tmp:
+                self.session(1, optimized_path=Path(tmp) / "optimized.onnx")
+                import onnx
+
+                graph_ops = [n.op_type for n in onnx.load(str(Path(tmp) / "optimized.onnx")).graph.node]
+            self.ops = {op: graph_ops.count(op) for op in sorted(set(graph_ops))}
+        else:
+            self.ops = kernels.optimized_op_counts(self.graph, 1, level=level, fold_weight_dq=fold)
+        self.precision, self.executed = kernels.classify(self.ops)
+        if self.disabled:
+            self.executed += " (disabled: " + ", ".join(self.disabled) + ")"
+
+    def session(self, threads: int, optimized_path=None, profile_prefix=None):
+        """A session with this project's settings (:func:`fer.deploy.ort.session_options`) plus this path's."""
+        import onnxruntime
+
+        so = ort.session_options(threads, optimized_path=optimized_path, level=self.level, fold_weight_dq=self.fold)
+        if profile_prefix:
+            so.enable_profiling = True
+            so.profile_file_prefix = str(profile_prefix)
+        kw = {"disabled_optimizers": list(self.disabled)} if self.disabled else {}
+        return onnxruntime.InferenceSession(str(self.graph), sess_options=so, providers=[ort.CPU], **kw)
 
     def fn(self, threads: int, x: np.ndarray):
         if threads not in self.sessions:
-            self.sessions[threads] = ort.session(self.graph, threads, level=self.level, fold_weight_dq=self.fold)
+            self.sessions[threads] = self.session(threads)
         sess = self.sessions[threads]
         feed, outs = {sess.get_inputs()[0].name: np.ascontiguousarray(x, np.float32)}, [sess.get_outputs()[0].name]
         return lambda: sess.run(outs, feed)[0]
@@ -333,12 +361,7 @@ def measure(paths, x: np.ndarray, rounds: int, runs: dict[int, int], warmup: int
 
 
 def profile(p: OrtPath, x: np.ndarray, runs: int, skip: int, out: Path) -> dict:
-    import onnxruntime
-
-    so = ort.session_options(1, level=p.level, fold_weight_dq=p.fold)
-    so.enable_profiling = True
-    so.profile_file_prefix = str(out / f"profile_{p.name}_b{len(x)}")
-    sess = onnxruntime.InferenceSession(str(p.graph), sess_options=so, providers=[ort.CPU])
+    sess = p.session(1, profile_prefix=out / f"profile_{p.name}_b{len(x)}")
     feed, outs = {sess.get_inputs()[0].name: np.ascontiguousarray(x, np.float32)}, [sess.get_outputs()[0].name]
     for _ in range(runs + skip):
         sess.run(outs, feed)
@@ -452,8 +475,10 @@ def main(argv=None) -> int:
     for level in ("extended", "all"):
         paths.append(OrtPath(f"ort-qcdq@{level}", graphs["qcdq"], level))
         paths.append(OrtPath(f"ort-qcdq-dqfold@{level}", graphs["qcdq"], level, fold=True))
-        for key in ("qop_u8", "qop_u8_conv1fp32", "qop_u8_block1fp32", "qdq_u8", "qdq_s8"):
+        for key in ("qop_u8", "qop_u8_block1fp32", "qdq_u8", "qdq_s8"):
             paths.append(OrtPath(f"ort-{key.replace('_', '-')}@{level}", graphs[key], level))
+        paths.append(OrtPath(f"ort-qop-u8-block1fp32-noprop@{level}", graphs["qop_u8_block1fp32"], level,
+                             disabled=[NO_PROPAGATION]))
     paths.append(TorchPath("torch-fp32", model))
     for engine in ("x86", "onednn"):
         if engine in torch.backends.quantized.supported_engines:

@@ -78,6 +78,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--config", help="a config override file merged over config/config.yaml")
     ap.add_argument("--full", action="store_true", help="also time the whole configured recipe")
+    ap.add_argument("--precisions", help="comma-separated, e.g. fp32,bf16: each model trained in each precision, "
+                                         "side by side in this run (default: the config's train.precision)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     cfg = fer_config.load(yaml.safe_load(Path(args.config).read_text()) if args.config else None,
@@ -89,35 +91,46 @@ def main():
     print(f"data: {len(tx)} train / {len(vx)} val images; threads {args.threads}; "
           f"load average {os.getloadavg()[0]:.2f}")
     rows = []
-    teacher_model = None
+    precisions = [training.resolve_precision(p, device) for p in
+                  (args.precisions.split(",") if args.precisions else [cfg["train"]["precision"]])]
     with tempfile.TemporaryDirectory() as tmp:
-        for name, role, distil in (("teacher", "teacher", False), ("kd", "student", True),
-                                   ("scratch", "student", False)):
-            arch = Arch.of(cfg["models"][role])
-            hp = TrainHP.of(cfg["train"][role])
-            if not args.full:
-                hp = dataclasses.replace(hp, epochs=args.epochs)
-            training.set_seed(0)
-            m = nets.FERNet(channels=arch.channels, hidden=arch.hidden, dropout=arch.dropout)
-            t0 = time.perf_counter()
-            res = training.fit(m, tx, ty, vx, vy, hp=hp, augment_cfg=augment, seed=0,
-                               teacher=teacher_model if distil else None, kd=kd if distil else None,
-                               checkpoint=Path(tmp) / f"{name}.pt", desc=name, data_key="bench", progress=False,
-                               precision=training.resolve_precision(cfg["train"]["precision"], device),
-                               device=device)
-            wall = time.perf_counter() - t0
-            if name == "teacher":
-                teacher_model = frozen(m)
-            ips = sorted(h["images_per_s"] for h in res["history"])
-            rows.append((name, hp.epochs, ips[len(ips) // 2], wall / hp.epochs, wall,
-                         model_math(arch.as_dict(), hp.batch_size, args.threads)))
-    print(f"{'model':8} {'epochs':>6} {'loop img/s (median)':>20} {'s/epoch':>8} {'wall s':>8} "
-          f"{'model math img/s':>17}")
+        for precision in precisions:  # one block per precision, the models in order inside
+            teacher_model = None
+            for name, role, distil in (("teacher", "teacher", False), ("kd", "student", True),
+                                       ("scratch", "student", False)):
+                arch = Arch.of(cfg["models"][role])
+                hp = TrainHP.of(cfg["train"][role])
+                if not args.full:
+                    hp = dataclasses.replace(hp, epochs=args.epochs)
+                training.set_seed(0)
+                m = nets.FERNet(channels=arch.channels, hidden=arch.hidden, dropout=arch.dropout)
+                t0 = time.perf_counter()
+                res = training.fit(m, tx, ty, vx, vy, hp=hp, augment_cfg=augment, seed=0,
+                                   teacher=teacher_model if distil else None, kd=kd if distil else None,
+                                   checkpoint=Path(tmp) / f"{name}_{precision}.pt", desc=name, data_key="bench",
+                                   progress=False, precision=precision, device=device)
+                wall = time.perf_counter() - t0
+                if name == "teacher":
+                    teacher_model = frozen(m)
+                ips = sorted(h["images_per_s"] for h in res["history"])
+                rows.append((name, precision, hp.epochs, ips[len(ips) // 2], wall / hp.epochs, wall,
+                             res["best_val_acc"], model_math(arch.as_dict(), hp.batch_size, args.threads)))
+    print(f"{'model':8} {'prec':>5} {'epochs':>6} {'loop img/s (median)':>20} {'s/epoch':>8} {'wall s':>8} "
+          f"{'best val acc':>12} {'model math img/s (fp32)':>24}")
     for r in rows:
-        print(f"{r[0]:8} {r[1]:>6} {r[2]:>20.0f} {r[3]:>8.2f} {r[4]:>8.1f} {r[5]:>17.0f}")
-    total = sum(r[4] for r in rows)
+        print(f"{r[0]:8} {r[1]:>5} {r[2]:>6} {r[3]:>20.0f} {r[4]:>8.2f} {r[5]:>8.1f} {r[6]:>12.3f} {r[7]:>24.0f}")
     label = "whole configured recipe" if args.full else f"{args.epochs} epochs each"
-    print(f"total ({label}): {total:.1f} s; load average now {os.getloadavg()[0]:.2f}")
+    for precision in precisions:
+        total = sum(r[5] for r in rows if r[1] == precision)
+        print(f"total {precision} ({label}): {total:.1f} s")
+    if len(precisions) > 1:
+        base = precisions[0]
+        for r in rows:
+            if r[1] != base:
+                ref = next(q for q in rows if q[0] == r[0] and q[1] == base)
+                print(f"{r[0]}: {r[1]} loop {r[3] / ref[3]:.2f}x the images/s of {base}, wall {ref[5] / r[5]:.2f}x "
+                      f"faster, best val acc {100 * (r[6] - ref[6]):+.1f} points")
+    print(f"load average now {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

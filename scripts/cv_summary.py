@@ -1,6 +1,6 @@
 """Rule cv_summary: every fold's metrics and predictions -> results/cv/summary.csv, comparisons.csv and folds.csv
-(fer.stages.evaluate.cv_summary)."""
-from fer.stages.evaluate import cv_summary
+(fer.stages.crossval.cv_summary)."""
+from fer.stages.crossval import cv_summary
 from fer.stages.runner import run
 
 

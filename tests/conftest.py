@@ -57,9 +57,11 @@ def workflow(tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
-    """The whole tiny synthetic DAG, run once per test session; tests read its outputs (do not modify)."""
+    """The whole tiny synthetic DAG, run once per test session; tests read its outputs (do not modify). Its
+    benchmark jobs run beside the others (``--set-threads benchmark=1``; a real run reserves every core for
+    each, tests/test_bench.py checks that): the suite needs their rows, not quiet-machine latencies."""
     wd = copy_workflow(tmp_path_factory.mktemp("tiny") / "wf")
-    snakemake(wd, check=True)
+    snakemake(wd, "--set-threads", "benchmark=1", check=True)
     return wd
 
 

@@ -1,7 +1,7 @@
 """Cross-validation by subject through the DAG (data.split.folds): every image is predicted exactly once, by a
 model that never saw its subject; the aggregated table and the paired comparisons are what their files say.
 
-The DAG test runs tests/config/tiny.yaml + tests/config/tiny_cv.yaml (3 folds; teacher, kd, scratch, ptq_kd_8,
+The DAG test runs tests/config/tiny.yaml + tests/config/tiny_cv.yaml (3 folds; teacher, kd, scratch,
 fp16_kd) up to results/cv/comparisons.csv once per session.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from fer.report import crossval
 
 CV_CONFIG = TINY_CV_CONFIG
 FOLDS = 3
-VARIANTS = ["teacher", "kd", "scratch", "ptq_kd_8", "fp16_kd"]
+VARIANTS = ["teacher", "kd", "scratch", "fp16_kd"]
 
 
 def _cv(wd: Path, *args, **kw):
@@ -100,7 +100,7 @@ def test_summary_is_the_mean_over_folds_with_a_t_interval_and_pooled_figures(cv_
 def test_comparisons_are_paired_per_fold_with_interval_test_and_verdict(cv_run):
     comp = pd.read_csv(cv_run / "results/cv/comparisons.csv")
     acc = comp[comp["metric"] == "accuracy"].set_index("comparison")
-    assert set(acc.index) == {"teacher - kd", "kd - scratch", "ptq_kd_8 - kd", "fp16_kd - kd"}
+    assert set(acc.index) == {"teacher - kd", "kd - scratch", "fp16_kd - kd"}
     for name, r in acc.iterrows():
         v, base = name.split(" - ")
         diffs = [json.loads((cv_run / f"results/folds/{f}/metrics/{v}.json").read_text())["accuracy"]

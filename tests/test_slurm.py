@@ -306,9 +306,12 @@ def _history(path: Path) -> list[dict]:
         return [_without_machine_dependent(row) for row in csv.DictReader(fh)]
 
 
-FOLD_TARGETS = tuple(f"results/folds/{f}/{what}" for f in range(3) for what in ("metrics/teacher.json", "weights/kd.pt"))
-FOLD_JOBS = {"synthesize_faces": 1, "prepare_data": 1, "split_fold": 3, "train_teacher": 3, "train_student_kd": 3,
-             "evaluate": 3}
+# Two of the three folds (each training rule, the evaluation, folds side by side), not all: every job through
+# sbatch costs seconds of scheduling, and the suite must stay short.
+FOLD_TARGETS = ("results/folds/0/metrics/teacher.json", "results/folds/1/metrics/teacher.json",
+                "results/folds/1/weights/kd.pt")
+FOLD_JOBS = {"synthesize_faces": 1, "prepare_data": 1, "split_fold": 2, "train_teacher": 2, "train_student_kd": 1,
+             "evaluate": 2}
 
 
 @pytest.mark.slurm
@@ -345,11 +348,11 @@ def test_folds_through_slurm_match_a_local_run_and_report_the_overhead(slurm_clu
     assert {rule: len(ids) for rule, ids in run.job_ids.items()} == FOLD_JOBS, run.log[-6000:]
     n_jobs = sum(FOLD_JOBS.values())
     if local_s is not None:
-        print(f"\n3 folds (teacher + KD student + evaluation, tiny config), {n_jobs} jobs on {os.cpu_count()} cores, "
+        print(f"\n2 of 3 folds (teachers, a KD student, evaluation; tiny config), {n_jobs} jobs on {os.cpu_count()} cores, "
               f"one after the other: local {local_s:.0f} s, SLURM {slurm_s:.0f} s, speed-up {local_s / slurm_s:.2f}x, "
               f"overhead {(slurm_s - local_s) / n_jobs:+.1f} s per job")
     else:
-        print(f"\n3 folds, {n_jobs} jobs through SLURM: {slurm_s:.0f} s (FER_SLURM_SEQUENTIAL=1 for the comparison)")
+        print(f"\n2 of 3 folds, {n_jobs} jobs through SLURM: {slurm_s:.0f} s (FER_SLURM_SEQUENTIAL=1 for the comparison)")
     # Every job went through sbatch (nothing ran as a local rule), and SLURM's accounting saw each one complete
     # under the run's name, with the wall time the profile (or the rule) asks for.
     assert not re.search(r"^localrule ", run.log, re.M), run.log[-6000:]
@@ -363,13 +366,14 @@ def test_folds_through_slurm_match_a_local_run_and_report_the_overhead(slurm_clu
     # byte-stable), training histories and metrics.
     assert _tensors_sha256(_load(on_slurm / "results/data/dataset.pt")) == _tensors_sha256(
         _load(local / "results/data/dataset.pt"))
-    for f in range(3):
-        for variant in ("teacher", "kd"):
+    for f in (0, 1):
+        for variant in ("teacher", "kd") if f == 1 else ("teacher",):
             history = f"results/folds/{f}/training/{variant}.csv"
             assert _history(on_slurm / history) == _history(local / history), (f, variant)
-        a = _load(on_slurm / f"results/folds/{f}/weights/kd.pt")
-        b = _load(local / f"results/folds/{f}/weights/kd.pt")
-        assert _tensors_sha256(a["state_dict"]) == _tensors_sha256(b["state_dict"]), f"fold {f}: weights differ"
+        if f == 1:
+            a = _load(on_slurm / f"results/folds/{f}/weights/kd.pt")
+            b = _load(local / f"results/folds/{f}/weights/kd.pt")
+            assert _tensors_sha256(a["state_dict"]) == _tensors_sha256(b["state_dict"]), f"fold {f}: weights differ"
         ma = json.loads((on_slurm / f"results/folds/{f}/metrics/teacher.json").read_text())
         mb = json.loads((local / f"results/folds/{f}/metrics/teacher.json").read_text())
         assert ma["fold"] == mb["fold"] == f and ma["accuracy"] == mb["accuracy"]
