@@ -245,7 +245,7 @@ def test_every_variant_exported_with_parity_on_the_test_split(tiny_run):
     """Each variant of the tiny run: ONNX graph + sidecar; onnxruntime matches PyTorch on the test split."""
     wd = tiny_run
     names = sorted(p.stem for p in (wd / "results" / "metrics").glob("*.json"))
-    assert {"kd", "pr_kd_medium", "pr_kd_high", "pr_kd_macs200k", "ptq_kd_32", "ptq_kd_8", "ptq_kd_4", "fp16_kd",
+    assert {"kd", "pr_kd_medium", "pr_kd_macs200k", "ptq_kd_32", "ptq_kd_8", "ptq_kd_4", "fp16_kd",
             "fp16_pr_kd_medium", "ptq_pr_kd_medium_8"} <= set(names)
     ds = datasets.load_prepared(wd / "results" / "data" / "dataset.pt")
     x = preprocess.to_tensor(datasets.subset(ds, "test")[0])
@@ -267,7 +267,7 @@ def test_tiny_run_compressed_metrics(tiny_run):
     m = {p.stem: json.loads(p.read_text()) for p in (wd / "results" / "metrics").glob("*.json")}
     kd = m["kd"]
     assert m["ptq_kd_32"]["accuracy"] == kd["accuracy"] and m["ptq_kd_32"]["size_bytes"] == kd["size_bytes"]
-    for level in ("medium", "high"):
+    for level in ("medium", "macs200k"):
         assert m[f"pr_kd_{level}"]["method"] == "pruning" and m[f"pr_kd_{level}"]["setting"] == level
         assert m[f"pr_kd_{level}"]["macs"] < kd["macs"]
     for b in (8, 4):

@@ -217,7 +217,7 @@ def test_bad_class_lists_and_layouts_are_config_errors(data, key, text):
 
 # ------------------------------------------------------------------------------------------ end to end
 def test_tiny_dag_on_split_folders_with_five_classes_and_the_app(workflow, tmp_path, capsys):
-    """The tiny DAG (teacher, KD student, 8-bit PTQ: trained, evaluated, plotted, exported) on synthetic
+    """The tiny DAG (teacher and KD student: trained, evaluated, plotted, exported) on synthetic
     split-folders labelled by a five-class list of another order: metrics, plots, the ONNX sidecar and the app
     all name these classes; the model evaluated on a dataset of another class list is one error naming both
     lists. (The whole DAG with every variant runs in tests/test_workflow.py; this run is kept to a few jobs.)"""
@@ -228,7 +228,7 @@ def test_tiny_dag_on_split_folders_with_five_classes_and_the_app(workflow, tmp_p
     over = {"data": {"layout": "split-folders", "classes": classes}}
     cfg = fer_config.merge(yaml.safe_load(TINY_CONFIG.read_text()), over)
     (workflow / "layouts.yaml").write_text(json.dumps(cfg))
-    snakemake(workflow, "results/metrics/kd.json", "results/metrics/ptq_kd_8.json", "results/onnx/kd.onnx",
+    snakemake(workflow, "results/metrics/kd.json", "results/onnx/kd.onnx",
               "results/plots/confusion/kd.png", configfile="layouts.yaml", check=True)
     res = workflow / "results"
     assert sorted(p.name for p in (res / "synthetic").iterdir() if not p.name.startswith(".")) == \
@@ -237,7 +237,7 @@ def test_tiny_dag_on_split_folders_with_five_classes_and_the_app(workflow, tmp_p
     assert ds["classes"] == classes and ds["layout"] == "split-folders"
     with open(res / "data" / "manifest.csv", newline="") as fh:
         assert all(r["split"] == r["source"] for r in csv.DictReader(fh))
-    for v in ("kd", "ptq_kd_8"):
+    for v in ("kd",):
         m = json.loads((res / "metrics" / f"{v}.json").read_text())
         assert m["classes"] == classes and list(m["per_class_recall"]) == classes, v
         assert len(m["confusion_matrix"]) == 5, v
