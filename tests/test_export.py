@@ -245,8 +245,8 @@ def test_every_variant_exported_with_parity_on_the_test_split(tiny_run):
     """Each variant of the tiny run: ONNX graph + sidecar; onnxruntime matches PyTorch on the test split."""
     wd = tiny_run
     names = sorted(p.stem for p in (wd / "results" / "metrics").glob("*.json"))
-    assert {"kd", "pr_kd_medium", "pr_kd_macs200k", "ptq_kd_32", "ptq_kd_8", "ptq_kd_4", "fp16_kd",
-            "fp16_pr_kd_medium", "ptq_pr_kd_medium_8"} <= set(names)
+    assert {"kd", "pr_kd_medium", "pr_kd_macs200k", "ptq_kd_8", "ptq_kd_4", "fp16_kd",
+            "ptq_pr_kd_medium_8"} <= set(names)
     ds = datasets.load_prepared(wd / "results" / "data" / "dataset.pt")
     x = preprocess.to_tensor(datasets.subset(ds, "test")[0])
     for v in names:
@@ -266,7 +266,6 @@ def test_tiny_run_compressed_metrics(tiny_run):
     wd = tiny_run
     m = {p.stem: json.loads(p.read_text()) for p in (wd / "results" / "metrics").glob("*.json")}
     kd = m["kd"]
-    assert m["ptq_kd_32"]["accuracy"] == kd["accuracy"] and m["ptq_kd_32"]["size_bytes"] == kd["size_bytes"]
     for level in ("medium", "macs200k"):
         assert m[f"pr_kd_{level}"]["method"] == "pruning" and m[f"pr_kd_{level}"]["setting"] == level
         assert m[f"pr_kd_{level}"]["macs"] < kd["macs"]
@@ -276,7 +275,7 @@ def test_tiny_run_compressed_metrics(tiny_run):
         assert row["macs"] == kd["macs"]  # counted on the float twin
         assert row["size_bytes"] < kd["size_bytes"]
     assert m["ptq_kd_4"]["size_bytes"] < m["ptq_kd_8"]["size_bytes"]
-    for base in ("kd", "pr_kd_medium"):  # fp16: 2 bytes per (BN-folded) parameter, same MACs, same function
+    for base in ("kd",):  # fp16: 2 bytes per (BN-folded) parameter, same MACs, same function
         row = m[f"fp16_{base}"]
         assert row["method"] == "fp16" and row["size_bytes"] * 2 == m[base]["size_bytes"]
         assert row["macs"] == m[base]["macs"] and abs(row["accuracy"] - m[base]["accuracy"]) <= 0.05
