@@ -30,9 +30,7 @@ def prune_student(*, level: str, ratios: dict, student, teacher, dataset, finetu
     ds, tx, ty, vx, vy = datasets.train_val(dataset)
     classes = ds["classes"]
     training.set_seed(seed)
-    model = checkpoints.load_model(student, "kd", classes, dataset)
-    if not isinstance(model, nets.FERNet):
-        raise FERError(f"{student}: pruning needs a float FERNet checkpoint (prune before quantizing)")
+    model = float_student(student, classes, dataset)
     macs0, params0 = metrics.count_macs_params(model)
     record = prune.prune_model(model, ratios)
     macs1, params1 = metrics.count_macs_params(model)
@@ -55,6 +53,15 @@ def prune_student(*, level: str, ratios: dict, student, teacher, dataset, finetu
                                 classes=classes)
     finish_checkpoint(checkpoint)
     return {"record": record, **result}
+
+
+def float_student(student, classes, dataset) -> nets.FERNet:
+    """The KD student to prune (or to measure pruning on), checked against the dataset's classes; a quantized or
+    fp16 checkpoint is refused: prune before quantizing."""
+    model = checkpoints.load_model(student, "kd", classes, dataset)
+    if not isinstance(model, nets.FERNet):
+        raise FERError(f"{student}: pruning needs a float FERNet checkpoint (prune before quantizing)")
+    return model
 
 
 def _val_accuracy(model, x_u8, y) -> float:

@@ -8,14 +8,14 @@ import logging
 import pandas as pd
 import torch
 
-from fer import checkpoints, files
+from fer import files
 from fer.compression import budget, prune, sensitivity
 from fer.data import datasets
 from fer.errors import FERError
 from fer.models import nets, training
 from fer.report import sensitivity as sensitivity_report
 from fer.settings import KD, Augment, TrainHP
-from fer.stages.compress import prune_student
+from fer.stages.compress import float_student, prune_student
 from fer.stages.train import frozen_teacher
 
 log = logging.getLogger("fer")
@@ -40,9 +40,7 @@ def prune_sensitivity(*, student, teacher, dataset, ratios, finetune: TrainHP, f
     ds, tx, ty, vx, vy = datasets.train_val(dataset)
     classes = ds["classes"]
     training.set_seed(seed)
-    model = checkpoints.load_model(student, "kd", classes, dataset)
-    if not isinstance(model, nets.FERNet):
-        raise FERError(f"{student}: sensitivity needs a float FERNet checkpoint")
+    model = float_student(student, classes, dataset)
     teacher_model = frozen_teacher(teacher, classes, dataset)
     hp = TrainHP.of({**finetune.as_dict(), "epochs": int(finetune_epochs)})
     dev = training.resolve_device(device)
@@ -74,9 +72,7 @@ def prune_budget(*, name: str, target: dict, round_to: int, student, teacher, da
     if set(target) != {"macs"}:
         raise FERError(f"prune.targets: only MAC budgets are supported, got {sorted(target)}")
     ds, _, _, vx, vy = datasets.train_val(dataset)
-    model = checkpoints.load_model(student, "kd", ds["classes"], dataset)
-    if not isinstance(model, nets.FERNet):
-        raise FERError(f"{student}: pruning needs a float FERNet checkpoint (prune before quantizing)")
+    model = float_student(student, ds["classes"], dataset)
     arch = nets.current_arch(model)
     measure = _scorer(vx, vy)
 
