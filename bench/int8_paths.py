@@ -5,7 +5,11 @@ A developer benchmark (prints tables, writes JSON and CSV; never a test). For on
 with 1 and with 2 threads, at batch 1 and batch 32:
 
 - ``ort-fp32``: the fp32 ONNX graph in onnxruntime at graph optimisation levels basic / extended / all;
-- ``ort-qcdq``: the pipeline's QCDQ int8 graph (brevitas' export; onnxruntime fuses it into QLinearConv/QGemm);
+- ``ort-int8-shipped``: the pipeline's 8-bit graph (``results/onnx/ptq_kd_8.onnx``: brevitas' QCDQ export
+  rearranged by :func:`fer.deploy.onnx_export.to_int8_cpu_graph`), in the project's own session
+  (:func:`fer.deploy.ort.session`, ``QDQPropagationTransformer`` off), as the benchmark rule and the app run it;
+- ``ort-qcdq``: brevitas' QCDQ int8 graph as exported (what the pipeline shipped before), all optimizers on
+  (onnxruntime fuses it into QLinearConv/QGemm);
 - ``ort-qcdq-dqfold``: the same file with ``session.disable_quant_qdq``: fp32 kernels on weights dequantized
   once at load, the activations' Q/DQ pairs emulated in fp32 (an int8 *file*, fp32 *compute*);
 - ``ort-qop-u8``: onnxruntime's own ``quantize_static`` in the QOperator format: uint8 activations, int8
@@ -35,9 +39,9 @@ overhead (run time minus the kernels' time), and the optimized graph's node coun
 Weights: ``--weights weights/kd.pt`` (and the pipeline's graphs ``--onnx results/onnx/kd.onnx``,
 ``--qcdq-onnx results/onnx/ptq_kd_8.onnx``); with no ``--weights`` a student of the KD architecture
 (``models.student`` in config/config.yaml) is trained here for ``--epochs`` epochs on synthetic faces, with plain
-cross-entropy (timing does not depend on how the weights were learned). Without ``--qcdq-onnx`` the QCDQ graph
-is built as the pipeline builds it: brevitas PTQ at 8 bits (:func:`fer.compression.quantize.ptq`) exported by
-:func:`fer.deploy.onnx_export.export_model`.
+cross-entropy (timing does not depend on how the weights were learned). brevitas PTQ at 8 bits
+(:func:`fer.compression.quantize.ptq`, on the calibration faces) gives ``ort-qcdq`` (exported with
+``int8_cpu=False``) and, without ``--qcdq-onnx``, the shipped graph too (exported as the pipeline exports it).
 
     .venv/bin/python bench/int8_paths.py                                   # trains a student, ~5 minutes
     .venv/bin/python bench/int8_paths.py --weights weights/kd.pt --onnx results/onnx/kd.onnx \\
@@ -412,6 +416,10 @@ def print_tables(rows, agreement, profiles, flags, node_counts) -> None:
                 i = ints[0]
                 print(f"  {t} thread(s), batch {b}: best fp32 {fp32['path']} {fp32['p50_ms']:.4f} ms, best int8 "
                       f"{i['path']} {i['p50_ms']:.4f} ms -> {i['p50_ms'] / fp32['p50_ms']:.2f}x")
+            shipped = best.get(("ort-int8-shipped", t, b))
+            if shipped:
+                print(f"  {t} thread(s), batch {b}: the shipped int8 graph {shipped['p50_ms']:.4f} ms -> "
+                      f"{shipped['p50_ms'] / fp32['p50_ms']:.2f}x the best fp32")
     print("\nnode counts of the executed graphs:")
     for name, ops in node_counts.items():
         print(f"  {name}: {sum(ops.values())} nodes: " + ", ".join(f"{k} {v}" for k, v in sorted(ops.items())))
@@ -426,7 +434,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--weights", type=Path, help="the KD student's checkpoint (default: train one here)")
     ap.add_argument("--onnx", type=Path, help="its fp32 ONNX graph (default: exported here)")
-    ap.add_argument("--qcdq-onnx", type=Path, help="the pipeline's QCDQ int8 graph (default: brevitas PTQ here)")
+    ap.add_argument("--qcdq-onnx", type=Path, help="the pipeline's 8-bit graph (default: exported here)")
     ap.add_argument("--out", type=Path, default=Path("results/bench/int8_paths"), help="folder for graphs, profiles, results")
     ap.add_argument("--epochs", type=int, default=8, help="epochs of the stand-in student (no --weights)")
     ap.add_argument("--seed", type=int, default=0, help="synthetic faces' seed (the demo config's is 0)")
@@ -465,16 +473,20 @@ def main(argv=None) -> int:
     fp32_onnx = args.onnx or out / "fp32.onnx"
     if not args.onnx:
         onnx_export.export_model(model, fp32_onnx, "float")
-    qcdq_onnx = args.qcdq_onnx or out / "qcdq.onnx"
+    ptq8 = quantize.ptq(model, calib_u8, weight_bits=8, act_bits=8, batches=1, batch_size=len(calib_u8))
+    qcdq_onnx, shipped_onnx = out / "qcdq.onnx", args.qcdq_onnx or out / "int8_shipped.onnx"
+    onnx_export.export_model(ptq8, qcdq_onnx, "qcdq", int8_cpu=False)
     if not args.qcdq_onnx:
-        onnx_export.export_model(quantize.ptq(model, calib_u8, weight_bits=8, act_bits=8, batches=1,
-                                              batch_size=len(calib_u8)), qcdq_onnx, "qcdq")
-    graphs = {"fp32": fp32_onnx, "qcdq": qcdq_onnx, **ort_quantized(fp32_onnx, out, calib.numpy())}
+        onnx_export.export_model(ptq8, shipped_onnx, "qcdq")
+    graphs = {"fp32": fp32_onnx, "qcdq": qcdq_onnx, "int8_shipped": shipped_onnx,
+              **ort_quantized(fp32_onnx, out, calib.numpy())}
 
     paths = []
     for level in ("basic", "extended", "all"):
         paths.append(OrtPath(f"ort-fp32@{level}", graphs["fp32"], level))
     for level in ("extended", "all"):
+        paths.append(OrtPath(f"ort-int8-shipped@{level}", graphs["int8_shipped"], level,
+                             disabled=list(ort.DISABLED_OPTIMIZERS)))
         paths.append(OrtPath(f"ort-qcdq@{level}", graphs["qcdq"], level))
         paths.append(OrtPath(f"ort-qcdq-dqfold@{level}", graphs["qcdq"], level, fold=True))
         for key in ("qop_u8", "qop_u8_block1fp32", "qdq_u8", "qdq_s8"):

@@ -17,7 +17,7 @@ import torch
 
 from fer import CLASSES, checkpoints, errors
 from fer.data import datasets, preprocess
-from fer.deploy import onnx_export
+from fer.deploy import kernels, onnx_export, ort
 from fer import files
 from fer.models import nets
 from fer.compression import quantize
@@ -72,11 +72,40 @@ def test_qcdq_export_runs_int8_kernels(float_model, images, tmp_path):
     g = onnx.load(str(path))
     ops = {n.op_type for n in g.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
-    int8_inits = [i for i in g.graph.initializer if i.data_type == onnx.TensorProto.INT8]
-    assert len(int8_inits) >= 5  # the five weight tensors are stored as int8
-    assert onnx_export.fused_int8_nodes(path).get("QLinearConv", 0) == 3
+    int8 = {i.name for i in g.graph.initializer if i.data_type == onnx.TensorProto.INT8}
+    weights = [n.input[0] for n in g.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in int8]
+    assert len(weights) == 4  # conv2, conv3, fc1, fc2 weights stored as int8; conv1 (1 input channel) in fp32
+    # what onnxruntime runs (the project's sessions, fer.deploy.ort): the first block in fp32 (an NCHWc conv and
+    # pool), int8 kernels from conv2 on, fc1 and fc2 both fused into QGemm, uint8 pools in NHWC
+    executed = kernels.optimized_op_counts(path)
+    assert executed.get("QLinearConv") == 2 and executed.get("QGemm") == 2, executed
+    assert executed.get("Conv") == 1 and executed.get("MaxPool") == 1 and executed.get("NhwcMaxPool") == 2, executed
+    assert "Gemm" not in executed and executed.get("DequantizeLinear", 0) <= 1, executed
+    assert kernels.classify(executed)[0] == "int8"
+    assert onnx_export.fused_int8_nodes(path) == {"QGemm": 2, "QLinearConv": 2}
     par = onnx_export.parity(path, q, preprocess.to_tensor(images))
     assert onnx_export.within_tolerance("qcdq", par), par
+
+
+def test_int8_graph_rearrangement_computes_the_same_numbers(float_model, images, tmp_path):
+    """to_int8_cpu_graph moves quantizers and dequantizes conv1 only where that is exact: with every onnxruntime
+    optimization off (reference kernels, Q/DQ computed as written) both graphs give the same logits; brevitas'
+    own graph leaves fc1 an fp32 Gemm (no Q/DQ pair in front of it), the rearranged one fuses it."""
+    q = quantize.ptq(float_model, images, weight_bits=8, act_bits=8, batches=1, batch_size=80)
+    raw, fast = tmp_path / "raw.onnx", tmp_path / "fast.onnx"
+    onnx_export.export_model(q, raw, "qcdq", int8_cpu=False)
+    onnx_export.export_model(q, fast, "qcdq")
+    x = preprocess.to_tensor(images).numpy()
+    outs = []
+    for path in (raw, fast):
+        sess = ort.session(path, 1, level="disable")
+        outs.append(sess.run(["logits"], {"input": x})[0])
+    np.testing.assert_allclose(outs[1], outs[0], atol=1e-5, rtol=0)
+    assert (outs[1].argmax(1) == outs[0].argmax(1)).all()
+    assert kernels.optimized_op_counts(raw, level="extended").get("Gemm") == 1  # fc1 stays fp32 in brevitas' graph
+    onnx_export.export_model(float_model, tmp_path / "float.onnx", "float")
+    with pytest.raises(ValueError, match="not a QCDQ graph"):
+        onnx_export.to_int8_cpu_graph(onnx.load(str(tmp_path / "float.onnx")))
 
 
 @pytest.mark.parametrize("bits", [16, 4])
@@ -256,6 +285,9 @@ def test_every_variant_exported_with_parity_on_the_test_split(tiny_run):
         expected = ("fp16" if ckpt.get("fp16") else "float" if bits == 32 else "qcdq" if bits in (8, 6)
                     else "int4" if bits == 4 else "fake-quant")
         assert side["format"] == expected, v
+        assert side["onnxruntime_session"] == {"disabled_optimizers": ["QDQPropagationTransformer"]}, v
+        if expected == "qcdq" and bits == 8:  # rearranged for the int8 kernels: conv1 fp32, the rest fused
+            assert side["onnxruntime_int8_nodes"] == {"QGemm": 2, "QLinearConv": 2}, (v, side)
         par = onnx_export.parity(wd / "results" / "onnx" / f"{v}.onnx", checkpoints.load_model(wd / "weights" / f"{v}.pt"), x)
         assert par["n"] == len(x) > 0
         assert onnx_export.within_tolerance(expected, par), (v, par)

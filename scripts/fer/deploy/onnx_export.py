@@ -8,9 +8,12 @@ Graph formats (the sidecar's ``format``):
   the fp16 weights, which is what onnxruntime's CPU provider does on x86 anyway (it has no fp16 Conv kernels
   there and would insert the casts itself); TensorRT ``--fp16`` builds an fp16 engine from the same file.
 - ``qcdq``: brevitas' standard QuantizeLinear -> Clip -> DequantizeLinear graph (widths in
-  ``export.qcdq_bits``). Weights are stored as int8 initializers; at 8 bits onnxruntime fuses the pattern into
-  int8 kernels (QLinearConv / QGemm), the sidecar counts those fused nodes. 6-bit weights sit in int8
-  containers (ONNX has no 6-bit type): the file is the int8 size, the real size is ``size_bytes``.
+  ``export.qcdq_bits``). Weights are stored as int8 initializers. At 8 bits the graph is rearranged for the
+  x86 int8 kernels, same numbers (:func:`to_int8_cpu_graph`: the first conv in fp32, a Q/DQ pair in front of
+  every later conv and fc1), and onnxruntime fuses it into QLinearConv / QGemm (the sidecar counts those fused
+  nodes; sessions run without ``QDQPropagationTransformer``, :data:`fer.deploy.ort.DISABLED_OPTIMIZERS`). 6-bit
+  weights sit in int8 containers (ONNX has no 6-bit type): the file is the int8 size, the real size is
+  ``size_bytes``.
 - ``int4``: 4-bit weights (in ``export.qcdq_bits``): the QCDQ graph with every weight initializer rewritten
   to an ONNX INT4 tensor (packed two per byte) feeding an opset-21 ``DequantizeLinear`` with its per-channel
   scales (axis 0) and int4 zero points (:func:`to_int4_graph`); the weight Clip is dropped (int4 holds the
@@ -96,8 +99,16 @@ def _example(batch: int = 1) -> torch.Tensor:
     return torch.zeros(batch, 1, IMAGE_SIZE, IMAGE_SIZE)
 
 
-def export_model(model: torch.nn.Module, path, fmt: str, opset: int = DEFAULT_OPSET) -> None:
-    """Write ``model`` (eval mode) to ``path`` as an ONNX graph of format ``fmt`` (written atomically)."""
+def is_int8(model: torch.nn.Module) -> bool:
+    """True for a quantized model with 8-bit weights and activations (what :func:`to_int8_cpu_graph` is for)."""
+    return getattr(model, "weight_bits", None) == 8 and getattr(model, "act_bits", None) == 8
+
+
+def export_model(model: torch.nn.Module, path, fmt: str, opset: int = DEFAULT_OPSET,
+                 int8_cpu: bool | None = None) -> None:
+    """Write ``model`` (eval mode) to ``path`` as an ONNX graph of format ``fmt`` (written atomically).
+    ``int8_cpu`` (default: for 8-bit ``qcdq`` models, :func:`is_int8`): rearrange the QCDQ graph for the x86 int8
+    kernels (:func:`to_int8_cpu_graph`); False keeps brevitas' graph as exported (a benchmark's reference)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown ONNX format {fmt!r}; choose from {FORMATS}")
     if int(opset) < 13:
@@ -116,9 +127,14 @@ def export_model(model: torch.nn.Module, path, fmt: str, opset: int = DEFAULT_OP
             torch.onnx.export(model, (_example(),), target, dynamo=False, do_constant_folding=True, **kw)
         import onnx  # heavy and optional: only ONNX runs need it
 
-        if fmt in ("fp16", "int4"):
+        if int8_cpu is None:
+            int8_cpu = fmt == "qcdq" and is_int8(model)
+        if fmt in ("fp16", "int4") or (fmt == "qcdq" and int8_cpu):
             graph = onnx.load(target)
-            graph = to_fp16_graph(graph) if fmt == "fp16" else to_int4_graph(graph, max(int(opset), INT4_OPSET))
+            if fmt == "qcdq":
+                graph = to_int8_cpu_graph(graph)
+            else:
+                graph = to_fp16_graph(graph) if fmt == "fp16" else to_int4_graph(graph, max(int(opset), INT4_OPSET))
             onnx.save(graph, target)
         onnx.checker.check_model(onnx.load(target), full_check=True)
 
@@ -215,17 +231,144 @@ def to_int4_graph(graph, opset: int = INT4_OPSET):
     return graph
 
 
-def _compact(graph) -> None:
+# Op types that move values without changing them: a tensor on a quantization grid stays on it.
+GRID_PRESERVING = ("MaxPool", "Flatten")
+
+
+def to_int8_cpu_graph(graph):
+    """An 8-bit QCDQ ``graph`` (brevitas' export) rearranged so that onnxruntime's x86 provider runs it on its
+    fastest int8 kernels, computing the same numbers (see docs/benchmarks.md "Int8 on this CPU"):
+
+    1. every weight ``Clip`` folded into its int8 initializer (the narrow range already holds);
+    2. the first conv, which reads the one-channel image (im2col depth 9, where onnxruntime's int8 conv costs
+       5-7x its fp32 kernel), runs in fp32 on its dequantized weights and bias: the values brevitas computes with;
+    3. that conv's ReLU quantizer moves from before its max-pool to after it (max commutes with the monotone
+       quantize-dequantize: exact), so the pool runs in fp32 NCHWc instead of a uint8 pool in NCHW;
+    4. after every max-pool and flatten fed (through such ops) by a ``DequantizeLinear``, a quantize-dequantize
+       pair with that node's scale and zero point (the values are on its grid already: exact), so that every
+       later conv and fc1 have the Q/DQ inputs onnxruntime fuses into QLinearConv / QGemm (brevitas leaves fc1's
+       input without one: an fp32 Gemm on weights dequantized on every run).
+
+    Sessions must disable onnxruntime's ``QDQPropagationTransformer`` (:data:`fer.deploy.ort.DISABLED_OPTIMIZERS`),
+    which would move step 3's quantizer back above the pool. Raises ValueError on a graph without a Conv whose
+    weights come from a ``DequantizeLinear`` of an initializer."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    g = graph.graph
+    inits = {i.name: i for i in g.initializer}
+
+    def array(name: str) -> np.ndarray:
+        return numpy_helper.to_array(inits[name])
+
+    nodes = list(g.node)
+    # 1. weight Clips on initializers -> clipped initializers
+    folded = {}
+    for n in nodes:
+        if n.op_type == "Clip" and len(n.input) == 3 and all(i in inits for i in n.input):
+            v = array(n.input[0])
+            t = numpy_helper.from_array(np.clip(v, array(n.input[1]), array(n.input[2])).astype(v.dtype), n.output[0])
+            g.initializer.append(t)
+            inits[t.name] = t
+            folded[id(n)] = n
+    nodes = [n for n in nodes if id(n) not in folded]
+    producer = {o: n for n in nodes for o in n.output}
+    consumers: dict[str, list] = {}
+    for n in nodes:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+
+    def weight_dq(conv, k: int):
+        dq = producer.get(conv.input[k]) if len(conv.input) > k else None
+        return dq if dq is not None and dq.op_type == "DequantizeLinear" and dq.input[0] in inits else None
+
+    convs = [n for n in nodes if n.op_type == "Conv" and weight_dq(n, 1) is not None]
+    if not convs:
+        raise ValueError("no Conv with DequantizeLinear weights: not a QCDQ graph")
+    first, dropped = convs[0], []
+    # 2. the first conv in fp32 on its dequantized weights and bias
+    for k in (1, 2):
+        dq = weight_dq(first, k)
+        if dq is None:
+            continue
+        q = array(dq.input[0]).astype(np.float64)
+        scale = array(dq.input[1]).astype(np.float64)
+        zp = array(dq.input[2]).astype(np.float64) if len(dq.input) > 2 and dq.input[2] else np.zeros(1)
+        axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
+        if scale.size > 1:
+            shape = [1] * q.ndim
+            shape[axis] = -1
+            scale, zp = scale.reshape(shape), (zp.reshape(shape) if zp.size > 1 else zp)
+        name = f"{first.input[k]}_fp32"
+        g.initializer.append(numpy_helper.from_array(((q - zp) * scale).astype(np.float32), name))
+        first.input[k] = name
+        if len(consumers.get(dq.output[0], [])) == 1:
+            dropped.append(dq)
+    # 3. ReLU -> Q -> DQ -> MaxPool after the first conv  =>  ReLU -> MaxPool -> (Q -> DQ from step 4)
+    moved = {}  # the pool's output -> the DQ whose grid it carries
+    relu = next((n for n in consumers.get(first.output[0], []) if n.op_type == "Relu"), None)
+    chain = [relu]
+    for op in ("QuantizeLinear", "DequantizeLinear", "MaxPool"):
+        users = consumers.get(chain[-1].output[0], []) if chain[-1] is not None else []
+        chain.append(users[0] if len(users) == 1 and users[0].op_type == op else None)
+    if None not in chain:
+        relu, q1, dq1, pool = chain
+        pool.input[0] = relu.output[0]
+        dropped += [q1, dq1]
+        moved[pool.output[0]] = dq1
+    nodes = [n for n in nodes if all(n is not d for d in dropped)]
+    producer = {o: n for n in nodes for o in n.output}
+    consumers = {}
+    for n in nodes:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+
+    # 4. Q/DQ after every grid-preserving node fed by a DequantizeLinear
+    def grid_of(name: str):
+        n = producer.get(name)
+        while n is not None and n.op_type in GRID_PRESERVING and n.output[0] not in moved:
+            n = producer.get(n.input[0])
+        if n is not None and n.output[0] in moved:
+            return moved[n.output[0]]
+        return n if n is not None and n.op_type == "DequantizeLinear" and n.input[0] not in inits else None
+
+    out = []
+    for n in nodes:
+        out.append(n)
+        if n.op_type not in GRID_PRESERVING:
+            continue
+        dq = grid_of(n.output[0]) if n.output[0] in moved else grid_of(n.input[0])
+        users = consumers.get(n.output[0], [])
+        if dq is None or not users or all(u.op_type == "QuantizeLinear" for u in users):
+            continue
+        y = n.output[0]
+        qname, dqname = f"{y}_q", f"{y}_dq"
+        out.append(helper.make_node("QuantizeLinear", [y, *dq.input[1:3]], [qname], name=qname))
+        out.append(helper.make_node("DequantizeLinear", [qname, *dq.input[1:3]], [dqname], name=dqname))
+        for u in users:
+            u.input[:] = [dqname if i == y else i for i in u.input]
+        moved[dqname] = dq
+        producer[dqname] = out[-1]
+    del g.node[:]
+    g.node.extend(out)
+    _compact(graph, drop_zero_points=False)  # QGemm's fusion needs the weights' and biases' zero points
+    onnx.checker.check_model(graph)
+    return graph
+
+
+def _compact(graph, drop_zero_points: bool = True) -> None:
     """Drop what a stored graph need not hold: all-zero zero points of a ``DequantizeLinear`` of an initializer
-    (an optional input that defaults to 0; brevitas writes int32 zeros per bias channel), initializers nothing
-    uses, and brevitas' long tensor and node names (renamed ``t<i>``; ``input`` and ``logits`` keep theirs). A few
-    KB, which is what keeps a 4-bit file near its computed size."""
+    (an optional input that defaults to 0; brevitas writes int32 zeros per bias channel; kept with
+    ``drop_zero_points=False``: onnxruntime's QGemm fusion needs them), initializers nothing uses, and brevitas'
+    long tensor and node names (renamed ``t<i>``; ``input`` and ``logits`` keep theirs). A few KB, which is what
+    keeps a 4-bit file near its computed size."""
     from onnx import numpy_helper
 
     inits = {i.name: i for i in graph.graph.initializer}
     for node in graph.graph.node:
-        if node.op_type == "DequantizeLinear" and len(node.input) == 3 and node.input[0] in inits \
-                and node.input[2] in inits and not numpy_helper.to_array(inits[node.input[2]]).any():
+        if drop_zero_points and node.op_type == "DequantizeLinear" and len(node.input) == 3 \
+                and node.input[0] in inits and node.input[2] in inits \
+                and not numpy_helper.to_array(inits[node.input[2]]).any():
             del node.input[2]
     used = {i for n in graph.graph.node for i in n.input}
     for init in [i for i in graph.graph.initializer if i.name not in used]:
@@ -294,7 +437,9 @@ FORMAT_NOTES = {
     "fp16": "float16 weight initializers, each Cast to float: fp32 compute on the fp16 weights (onnxruntime's x86 "
             "CPU provider has no fp16 Conv kernels); TensorRT --fp16 computes in fp16",
     "qcdq": "QuantizeLinear/Clip/DequantizeLinear graph with int8 weight initializers (sub-8-bit values in int8 "
-            "containers); at 8 bits onnxruntime runs int8 kernels",
+            "containers); at 8 bits arranged for onnxruntime's int8 kernels (the first conv, one input channel, in "
+            "fp32 on its dequantized weights; QLinearConv/QGemm from conv2 on): run it with "
+            "disabled_optimizers=['QDQPropagationTransformer'] (see onnxruntime_session)",
     "int4": "opset-21 DequantizeLinear with INT4 weight initializers (packed two per byte, per-channel scales, "
             "axis 0); activations in int8 Q/DQ containers; onnxruntime dequantizes the weights and runs fp32 kernels",
     "fake-quant": "quantization emulated in fp32 (Round/Clip); fp32 weights and kernels: the file size is not the "

@@ -10,6 +10,14 @@ Q/DQ fusions can turn it into an integer kernel; there is no int4 Conv/Gemm kern
 weights would be dequantized again on every run (measured: 0.99 ms vs 0.18 ms for the 4-bit student, one busy
 run). With it set (``session.disable_quant_qdq``) the weights are dequantized once, at load: the file stays
 int4, the memory of the loaded session holds fp32 weights.
+
+``DISABLED_OPTIMIZERS``: onnxruntime's ``QDQPropagationTransformer`` is off in every session. It moves a
+QuantizeLinear above a max-pool, which turns the 8-bit graphs' fp32 first-block pool into a uint8 pool in NCHW, a
+layout onnxruntime has no fast uint8 pool kernel for (measured: 6.4 ms of 10 at batch 32; docs/benchmarks.md
+"Int8 on this CPU"). The 8-bit export places its Q/DQ pairs where the fusions need them
+(:func:`fer.deploy.onnx_export.to_int8_cpu_graph`), so the transformer has nothing left to do for them; fp32
+graphs have no Q/DQ for it to move. Anyone running a shipped int8 file in their own onnxruntime session should
+pass the same ``disabled_optimizers`` (the export sidecar says so).
 """
 from __future__ import annotations
 
@@ -17,6 +25,7 @@ import os
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
+DISABLED_OPTIMIZERS = ("QDQPropagationTransformer",)
 LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
           "all": "ORT_ENABLE_ALL"}
 
@@ -55,4 +64,5 @@ def session(path: str | os.PathLike, threads: int, providers: list[str] | tuple[
 
     return ort.InferenceSession(str(path), sess_options=session_options(threads, optimized_path, level,
                                                                         fold_weight_dq),
-                                providers=list(providers) if providers else [CPU])
+                                providers=list(providers) if providers else [CPU],
+                                disabled_optimizers=list(DISABLED_OPTIMIZERS))

@@ -8,7 +8,7 @@ import os
 from fer import IMAGE_SIZE, checkpoints, files
 from fer.compression import fp16, prune, quantize, size
 from fer.data import datasets, preprocess
-from fer.deploy import onnx_export
+from fer.deploy import onnx_export, ort
 from fer.errors import FERError
 from fer.models import nets, training
 from fer.report import metrics
@@ -190,6 +190,8 @@ def export_onnx(*, variant: str, weights, dataset, out_onnx, out_json, opset: in
         "onnx_sha256": files.file_digest(out_onnx, full=True),  # checked by every reader (checkpoints.check_onnx)
         "parity": {"split": split, **par, "tolerance": tolerance, "within_tolerance": ok},
         "note": onnx_export.FORMAT_NOTES[fmt],
+        # how this project's sessions run it (fer.deploy.ort.session); a user's own session should do the same
+        "onnxruntime_session": {"disabled_optimizers": list(ort.DISABLED_OPTIMIZERS)},
     }
     if fmt in ("qcdq", "int4"):
         info["onnxruntime_int8_nodes"] = onnx_export.fused_int8_nodes(out_onnx)

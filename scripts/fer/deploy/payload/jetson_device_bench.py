@@ -243,12 +243,24 @@ def session_options(ort, threads, optimized_path=None):
     return opts
 
 
+DISABLED_OPTIMIZERS = ["QDQPropagationTransformer"]  # as fer.deploy.ort.DISABLED_OPTIMIZERS
+
+
+def inference_session(ort, path, opts, providers):
+    """An InferenceSession with the local benchmark's disabled optimizers where this onnxruntime knows the
+    argument (older builds take no ``disabled_optimizers``: then with every optimizer on)."""
+    try:
+        return ort.InferenceSession(path, sess_options=opts, providers=providers,
+                                    disabled_optimizers=DISABLED_OPTIMIZERS)
+    except TypeError:
+        return ort.InferenceSession(path, sess_options=opts, providers=providers)
+
+
 def executed_ops(ort, model, threads, workdir):
     """Op types of the graph onnxruntime's CPU provider actually executes (after its optimizations)."""
     path = os.path.join(workdir, model["variant"] + ".cpu.optimized.onnx")
     try:
-        ort.InferenceSession(model["file"], sess_options=session_options(ort, threads, path),
-                             providers=["CPUExecutionProvider"])
+        inference_session(ort, model["file"], session_options(ort, threads, path), ["CPUExecutionProvider"])
         with open(path, "rb") as fh:
             data = fh.read()
     except Exception:
@@ -258,7 +270,7 @@ def executed_ops(ort, model, threads, workdir):
 
 def bench_onnxruntime(ort, model, provider, runs, warmup, threads):
     providers = [provider] if provider == "CPUExecutionProvider" else [provider, "CPUExecutionProvider"]
-    sess = ort.InferenceSession(model["file"], sess_options=session_options(ort, threads), providers=providers)
+    sess = inference_session(ort, model["file"], session_options(ort, threads), providers)
     used = sess.get_providers()
     if not used or used[0] != provider:
         raise RuntimeError("onnxruntime fell back to " + ", ".join(used) + " instead of " + provider)
