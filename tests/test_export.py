@@ -234,6 +234,37 @@ def test_int4_graph_is_the_real_size_and_matches_brevitas(student, images, tmp_p
     assert at_load == per_run - len(int4) - len(q.quant_layers()), (per_run, at_load)  # weights and int32 biases
 
 
+def test_the_app_runs_an_int4_graph_as_the_benchmark_does(float_model, images, tmp_path):
+    """The inference app's ONNX classifier reads the export record: an INT4 graph's weights are dequantized once
+    at load (no int4 kernels exist to fuse them into), an int8 graph keeps its integer kernels; both give the
+    brevitas model's probabilities."""
+    from fer.app.classifiers import OnnxClassifier
+
+    n = len(images)
+    files.save_torch(tmp_path / "dataset.pt", {"images": images, "labels": torch.arange(n) % 7,
+                                            "split": torch.tensor([0] * 48 + [1] * 16 + [2] * 16, dtype=torch.int8),
+                                            "classes": list(CLASSES)})
+    for bits in (4, 8):
+        variant = f"ptq_kd_{bits}"
+        q = quantize.ptq(float_model, images, weight_bits=bits, act_bits=bits, batches=1, batch_size=80)
+        checkpoints.save_checkpoint(tmp_path / f"{variant}.pt", variant, nets.current_arch(float_model),
+                                    q.state_dict(), quant=quantize.quant_info(bits, bits, "ptq"))
+        side = export_onnx(variant=variant, weights=tmp_path / f"{variant}.pt", dataset=tmp_path / "dataset.pt",
+                           out_onnx=tmp_path / f"{variant}.onnx", out_json=tmp_path / f"{variant}.json", opset=17,
+                           qcdq_bits=[8, 4])
+        assert side["format"] == ("int4" if bits == 4 else "qcdq")
+        clf = OnnxClassifier(tmp_path / f"{variant}.onnx", threads=1, variant=variant)
+        opts = clf.session.get_session_options()
+        try:
+            folded = opts.get_session_config_entry("session.disable_quant_qdq") == "1"
+        except RuntimeError:  # onnxruntime: no such entry was set
+            folded = False
+        assert folded == (bits == 4), bits
+        with torch.no_grad():
+            ref = torch.softmax(q(preprocess.to_tensor(images[:8])), 1).numpy()
+        np.testing.assert_allclose(clf(images[:8].numpy()), ref, atol=5e-3)
+
+
 def test_six_bit_weights_sit_in_int8_containers(float_model, images, tmp_path):
     q = quantize.ptq(float_model, images, weight_bits=6, act_bits=6, batches=1, batch_size=80)
     path = tmp_path / "ptq_kd_6.onnx"

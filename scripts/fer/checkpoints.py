@@ -95,16 +95,24 @@ def check_onnx(path, variant: str) -> dict:
     return info
 
 
-def onnx_classes(path) -> list:
-    """The class names of an exported graph's outputs, in order, from its sidecar (``<name>.json``, rule
-    export_onnx); a :class:`CheckpointError` when the sidecar is missing or names none."""
+def onnx_record(path) -> dict:
+    """An exported graph's sidecar (``<name>.json``, rule export_onnx); a :class:`CheckpointError` when it is
+    missing or unreadable."""
     path = Path(path)
     sidecar = path.with_suffix(".json")
     try:
         info = json.loads(sidecar.read_text())
     except (OSError, ValueError) as exc:
         raise _refuse(path, f"has no readable export record {sidecar.name} ({type(exc).__name__})") from None
-    classes = info.get("classes") if isinstance(info, dict) else None
+    return info if isinstance(info, dict) else {}
+
+
+def onnx_classes(path) -> list:
+    """The class names of an exported graph's outputs, in order, from its sidecar (``<name>.json``, rule
+    export_onnx); a :class:`CheckpointError` when the sidecar is missing or names none."""
+    path = Path(path)
+    sidecar = path.with_suffix(".json")
+    classes = onnx_record(path).get("classes")
     if not isinstance(classes, list) or not classes:
         raise _refuse(path, f"has no class list in its export record {sidecar.name} (exported by an older version?)")
     return [str(c) for c in classes]
