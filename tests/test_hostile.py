@@ -126,7 +126,8 @@ def test_a_damaged_resume_checkpoint_is_set_aside_and_training_starts_over(tmp_p
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 255, (32, 48, 48), generator=g, dtype=torch.uint8)
     y = torch.arange(32) % 7
-    hp = settings.TrainHP(epochs=1, lr=0.01, batch_size=16, weight_decay=0.0, label_smoothing=0.0, warmup_epochs=0, mixup=0.0, ema=0.0)
+    hp = settings.TrainHP(epochs=1, lr=0.01, batch_size=16, weight_decay=0.0, label_smoothing=0.0, warmup_epochs=0, mixup=0.0, ema=0.0,
+                          class_balance=0.0)
     augment = settings.Augment.of(fer_config.defaults()["augment"])
     with caplog.at_level("WARNING", logger="fer"):
         result = training.fit(nets.FERNet(**TINY), x[:24], y[:24], x[24:], y[24:], hp=hp, augment_cfg=augment,

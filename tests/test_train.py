@@ -75,12 +75,12 @@ AUGMENT = settings.Augment.of(fer_config.defaults()["augment"])
 
 
 def _fit(seed=0, init_seed=0, teacher=None, checkpoint=None, epochs=2, weight_decay=1e-4, data_key="",
-         precision="fp32", mixup=0.0, ema=0.0, device="cpu"):
+         precision="fp32", mixup=0.0, ema=0.0, device="cpu", class_balance=0.0, n_train=48):
     training.set_seed(init_seed)
     model = nets.FERNet(**TINY)
-    tx, ty, vx, vy = _data()
+    tx, ty, vx, vy = _data(n_train=n_train)
     hp = settings.TrainHP(epochs=epochs, lr=0.01, batch_size=16, weight_decay=weight_decay, label_smoothing=0.0,
-                          warmup_epochs=1, mixup=mixup, ema=ema)
+                          warmup_epochs=1, mixup=mixup, ema=ema, class_balance=class_balance)
     kd = settings.KD(temperature=2.0, alpha=0.7) if teacher is not None else None
     result = training.fit(model, tx, ty, vx, vy, hp=hp, augment_cfg=AUGMENT, seed=seed, teacher=teacher, kd=kd,
                           checkpoint=checkpoint, desc="train", data_key=data_key, progress=False,
@@ -195,6 +195,30 @@ def test_ema_selects_averaged_weights_and_stays_deterministic():
     assert [h["train_loss"] for h in r1["history"]] == [h["train_loss"] for h in r0["history"]]  # same raw steps
     assert [h["val_acc"] for h in r1["history"]] != [h["val_acc"] for h in r0["history"]] or \
         [h["val_loss"] for h in r1["history"]] != [h["val_loss"] for h in r0["history"]]  # validated: the average
+
+
+def test_class_weights_are_inverse_frequency_with_mean_one():
+    y = torch.tensor([0] * 6 + [1] * 3 + [2] * 1 + [4] * 2)  # class 3 has no image
+    w = training.class_weights(y, 5, 1.0)
+    assert w[3] == 0
+    counts = torch.bincount(y, minlength=5).float()
+    assert torch.allclose((w * counts).sum() / counts.sum(), torch.tensor(1.0))  # mean weight per image 1
+    assert torch.allclose(w[0] * 6, w[1] * 3) and torch.allclose(w[1] * 3, w[2] * 1)  # each class weighs the same
+    assert torch.allclose(training.class_weights(y, 5, 0.0)[[0, 1, 2, 4]], torch.ones(4))
+    half = training.class_weights(y, 5, 0.5)
+    assert w[2] / w[0] > half[2] / half[0] > 1  # the power interpolates
+    logits = torch.randn(12, 5, generator=torch.Generator().manual_seed(0))
+    manual = -(w[y] * logits.log_softmax(1)[torch.arange(12), y]).sum() / w[y].sum()
+    assert torch.allclose(training.mixed_ce(logits, y, 0.0, None, w), manual)
+
+
+def test_class_balance_changes_training_and_stays_deterministic():
+    # 41 training images: class 6 has 5, the others 6 (the toy data cycles the classes)
+    m1, r1 = _fit(class_balance=1.0, epochs=2, n_train=41)
+    m2, _ = _fit(class_balance=1.0, epochs=2, n_train=41)
+    plain, r0 = _fit(epochs=2, n_train=41)
+    assert _same_weights(m1, m2) and not _same_weights(m1, plain)
+    assert [h["train_loss"] for h in r1["history"]] != [h["train_loss"] for h in r0["history"]]
 
 
 def test_fit_returns_best_validation_epoch():

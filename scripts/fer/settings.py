@@ -95,6 +95,7 @@ class TrainHP(Section):
     warmup_epochs: int
     mixup: float  # mixup's Beta(alpha, alpha); 0 = off
     ema: float  # decay per step of the weights' moving average that is validated and kept; 0 = off
+    class_balance: float  # cross-entropy class weights (n_c / mean n) ** -class_balance; 0 = off, 1 = inverse frequency
 
 
 @dataclass(frozen=True)

@@ -28,23 +28,37 @@ from fer.errors import OrphanedError
 log = logging.getLogger("fer")
 
 
-def kd_loss(student_logits, teacher_logits, targets, temperature: float, alpha: float, mix=None):
+def kd_loss(student_logits, teacher_logits, targets, temperature: float, alpha: float, mix=None, weight=None):
     """Hinton et al. (2015): alpha * T^2 * KL(softmax(t/T) || softmax(s/T)) + (1 - alpha) * CE(s, y).
-    ``mix``: ``(lam, targets2)`` of a mixup batch: the hard term is lam * CE(s, y) + (1 - lam) * CE(s, y2)."""
+    ``mix``: ``(lam, targets2)`` of a mixup batch: the hard term is lam * CE(s, y) + (1 - lam) * CE(s, y2).
+    ``weight``: class weights of the hard term (:func:`class_weights`); the soft term is unweighted."""
     t = float(temperature)
     soft = F.kl_div(F.log_softmax(student_logits / t, dim=1), F.softmax(teacher_logits / t, dim=1),
                     reduction="batchmean") * (t * t)
-    hard = mixed_ce(student_logits, targets, 0.0, mix)
+    hard = mixed_ce(student_logits, targets, 0.0, mix, weight)
     return alpha * soft + (1.0 - alpha) * hard
 
 
-def mixed_ce(logits, targets, label_smoothing: float, mix=None):
-    """Cross-entropy, or for a mixup batch (``mix = (lam, targets2)``) lam * CE(y) + (1 - lam) * CE(y2)."""
-    ce = F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
+def mixed_ce(logits, targets, label_smoothing: float, mix=None, weight=None):
+    """Cross-entropy (with class weights ``weight``), or for a mixup batch (``mix = (lam, targets2)``)
+    lam * CE(y) + (1 - lam) * CE(y2)."""
+    ce = F.cross_entropy(logits, targets, weight=weight, label_smoothing=label_smoothing)
     if mix is None:
         return ce
     lam, targets2 = mix
-    return lam * ce + (1.0 - lam) * F.cross_entropy(logits, targets2, label_smoothing=label_smoothing)
+    return lam * ce + (1.0 - lam) * F.cross_entropy(logits, targets2, weight=weight, label_smoothing=label_smoothing)
+
+
+def class_weights(labels: torch.Tensor, num_classes: int, power: float) -> torch.Tensor:
+    """Per-class weights (n_c / mean n) ** -power from the training labels (``train.<role>.class_balance``):
+    1 weights every class by its inverse frequency, 0 is all ones; a class without images gets 0. Normalised so
+    that the mean weight per training image is 1 (the loss keeps its scale)."""
+    counts = torch.bincount(labels.cpu().long(), minlength=int(num_classes)).double()
+    present = counts > 0
+    w = torch.zeros_like(counts)
+    w[present] = (counts[present] / counts[present].mean()) ** -float(power)
+    w *= counts.sum() / (w * counts).sum()
+    return w.float()
 
 
 def mixup_batch(x: torch.Tensor, alpha: float, gen: torch.Generator):
@@ -205,12 +219,13 @@ def fit(model, train_x, train_y, val_x, val_y, *, hp: TrainHP, augment_cfg: Augm
     epochs, lr, batch_size = int(hp.epochs), float(hp.lr), int(hp.batch_size)
     weight_decay, label_smoothing, warmup_epochs = float(hp.weight_decay), float(hp.label_smoothing), \
         int(hp.warmup_epochs)
-    mixup, ema_decay = float(hp.mixup), float(hp.ema)
+    mixup, ema_decay, balance = float(hp.mixup), float(hp.ema), float(hp.class_balance)
     temperature, alpha = (float(kd.temperature), float(kd.alpha)) if kd is not None else (1.0, 0.0)
     settings = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay, "seed": seed,
                 "augment": augment_cfg.as_dict(), "label_smoothing": label_smoothing, "kd": teacher is not None,
                 "temperature": temperature, "alpha": alpha, "warmup_epochs": warmup_epochs,
                 **({"mixup": mixup} if mixup else {}), **({"ema": ema_decay} if ema_decay else {}),
+                **({"class_balance": balance} if balance else {}),
                 "n_train": int(len(train_x)), "n_val": int(len(val_x)),
                 "arch": getattr(model, "arch", None), "data": data_key, "precision": precision,
                 **({"device": device} if device != "cpu" else {})}
@@ -219,6 +234,11 @@ def fit(model, train_x, train_y, val_x, val_y, *, hp: TrainHP, augment_cfg: Augm
     model.to(device)
     train_x, train_y, val_x, val_y = (t.to(device) for t in (train_x, train_y, val_x, val_y))
     scaler = torch.amp.GradScaler(device) if precision == "fp16" else None  # fp16 gradients underflow unscaled
+    weight = None
+    if balance:
+        n_classes = int((getattr(model, "arch", None) or {}).get("num_classes") or int(train_y.max()) + 1)
+        weight = class_weights(train_y, n_classes, balance).to(device)
+        log.info("%s: class weights %s (class_balance %.2f)", desc, [round(float(v), 3) for v in weight], balance)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = max(1, math.ceil(len(train_x) / batch_size))
     total, warm = epochs * steps_per_epoch, warmup_epochs * steps_per_epoch
@@ -281,9 +301,9 @@ def fit(model, train_x, train_y, val_x, val_y, *, hp: TrainHP, augment_cfg: Augm
                     if teacher is not None:
                         with torch.no_grad():
                             t_logits = teacher(x)
-                        loss = kd_loss(logits.float(), t_logits.float(), y, temperature, alpha, mix)
+                        loss = kd_loss(logits.float(), t_logits.float(), y, temperature, alpha, mix, weight)
                     else:
-                        loss = mixed_ce(logits.float(), y, label_smoothing, mix)
+                        loss = mixed_ce(logits.float(), y, label_smoothing, mix, weight)
                 opt.zero_grad(set_to_none=True)
                 if scaler is None:
                     loss.backward()

@@ -118,7 +118,8 @@ def quantize_student(*, variant: str, bits: int, act_bits, method: str, source, 
         ptq_state = {k: v.detach().clone() for k, v in q.state_dict().items()}
         # no warm-up and no label smoothing: the quantized model starts from trained weights, and the loss is KD
         hp = TrainHP(epochs=qat.epochs, lr=qat.lr, batch_size=qat.batch_size, weight_decay=qat.weight_decay,
-                     label_smoothing=0.0, warmup_epochs=0, mixup=0.0, ema=0.0)
+                     label_smoothing=0.0, warmup_epochs=0, mixup=0.0, ema=0.0,
+                     class_balance=0.0)
         result = training.fit(q, tx, ty, vx, vy, hp=hp, augment_cfg=augment, seed=seed, teacher=teacher_model, kd=kd,
                               checkpoint=checkpoint, desc=variant, precision="fp32",  # brevitas fake-quant: fp32
                               device=training.resolve_device(device),
