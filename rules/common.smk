@@ -102,6 +102,16 @@ def fp16_bases():
     return list(config["quantize"]["fp16"])
 
 
+def budget_benchmark(wildcards):
+    """The benchmark settings a latency budget is measured with (None for a MAC budget, so that benchmark
+    settings do not rerun MAC-budget variants)."""
+    return (
+        config["benchmark"]
+        if "latency_ms" in budget_targets()[wildcards.budget]
+        else None
+    )
+
+
 def budget_targets():
     """Budget name -> budget of the pr_kd_<budget> variants (config prune.targets, e.g. macs1500k ->
     {macs: 1.5e6}; names from fer.compression.budget.budget_name, unique: checked by the validator).

@@ -70,5 +70,6 @@ rule prune_budget:
         precision=config["train"]["precision"],
         device=config["train"]["device"],
         checkpoint=checkpoint_path("pr_kd_{budget}"),
+        bench=budget_benchmark,
     script:
         "../scripts/prune_budget.py"

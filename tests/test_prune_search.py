@@ -47,6 +47,38 @@ def test_search_meets_the_budget_within_five_percent():
         budget.search(arch, 5e5, 8, loss_of)
 
 
+def test_latency_search_walks_the_greedy_path_until_the_measured_latency_fits():
+    arch = {"channels": STUDENT["channels"], "hidden": STUDENT["hidden"]}
+    timed = []
+
+    def loss_of(counts):
+        return sum(w / counts[k] for k, w in zip(budget.LAYERS, (40, 20, 10, 5)))
+
+    def latency_of(counts):  # a stand-in machine: 0.01 ms fixed cost + 0.02 ms per million MACs
+        timed.append(dict(counts))
+        return 0.01 + 0.02 * budget.fernet_macs(budget.with_counts(arch, counts)) / 1e6
+
+    full_ms = latency_of(budget.counts_of(arch))
+    timed.clear()
+    found = budget.search_latency(arch, 0.05, 8, loss_of, latency_of)
+    assert timed[0] == budget.counts_of(budget.smallest_arch(arch, 8))  # the floor is measured first
+    assert found["latency_floor_ms"] == latency_of(timed[0]) and found["latency_full_ms"] == full_ms
+    assert found["within_tolerance"] and found["latency_ms"] <= 0.05 < found["steps"][-2]["latency_ms"]
+    assert found["latency_ms"] == latency_of(found["counts"]) and found["reached"] == found["latency_ms"] / 0.05
+    # the same cuts as the MAC search takes, in the same order (the path depends on loss and MACs only)
+    by_macs = budget.search(arch, found["steps"][-2]["macs"] - 1, 8, loss_of)
+    assert [(s["layer"], s["to"]) for s in found["steps"][:len(by_macs["steps"]) - 1]] == \
+        [(s["layer"], s["to"]) for s in by_macs["steps"][:-1]]
+    assert budget.budget_name({"latency_ms": 0.05, "runtime": "onnxruntime"}) == "lat50us"
+    assert variants.describe("pr_kd_lat50us")["method"] == "pruning"
+    with pytest.raises(ValueError, match=r"0.001 ms cannot be met: the smallest network .* measured"):
+        budget.search_latency(arch, 0.001, 8, loss_of, latency_of)
+    # a machine that got slower after the floor was timed: the search ends at the smallest network, not in a loop
+    calls = iter(range(1000))
+    slow = budget.search_latency(arch, 0.02, 8, loss_of, lambda c: 0.001 if next(calls) == 0 else 1.0)
+    assert not slow["within_tolerance"] and slow["counts"] == budget.counts_of(budget.smallest_arch(arch, 8))
+
+
 def test_found_counts_prune_to_the_same_network():
     torch.manual_seed(0)
     model = nets.FERNet(**STUDENT).eval()
@@ -73,10 +105,14 @@ def test_sensitivity_sweep_prunes_one_layer_at_a_time():
     ([{"macs": 1e5}], r"prune.targets\[0\].macs: a budget of 100,000 MACs cannot be met"),
     ([{"macs": 6e6}], r"prune.targets\[0\].macs: .* not below the KD student"),
     ([{"mac": 1e6}], r"prune.targets\[0\].mac: unknown budget key"),
-    ([{"latency_ms": 0.05, "runtime": "onnxruntime"}], r"prune.targets\[0\].latency_ms: .*not supported yet"),
+    ([{"latency_ms": 0.05}], r"prune.targets\[0\].runtime: missing"),
+    ([{"latency_ms": 0.05, "macs": 1e6, "runtime": "onnxruntime"}], r"prune.targets\[0\]: one budget per entry"),
+    ([{"latency_ms": 0.05, "runtime": "onnxruntime"}, {"latency_ms": 0.05, "runtime": "onnxruntime"}],
+     r"prune.targets\[1\]: the same variant pr_kd_lat50us"),
+    ([{"latency_ms": -1, "runtime": "onnxruntime"}], r"prune.targets\[0\].latency_ms"),
     ([{"latency_ms": 0.05, "runtime": "tvm"}], r"prune.targets\[0\].runtime: unknown runtime"),
     ([{"runtime": "onnxruntime"}], r"prune.targets\[0\].runtime"),
-    ([{"macs": 1.5e6}, {"macs": 1.5e6}], r"prune.targets\[1\].macs: the same variant pr_kd_macs1500k"),
+    ([{"macs": 1.5e6}, {"macs": 1.5e6}], r"prune.targets\[1\]: the same variant pr_kd_macs1500k"),
 ])
 def test_bad_budgets_are_config_errors_naming_the_key(targets, message):
     with pytest.raises(ConfigError, match=message):

@@ -204,9 +204,10 @@ def check_semantics(config: dict, base_dir: Path) -> None:
 
 
 def check_prune_targets(config: dict) -> None:
-    """prune.targets: known budget keys only, a MAC budget the search can meet (below the KD student's MACs, at
-    least the smallest network prune.round_to allows), no two budgets with one variant name; latency budgets
-    are refused (not supported yet), after their runtime is checked to be one that is installed."""
+    """prune.targets: known budget keys only; a MAC budget {macs} the search can meet (below the KD student's
+    MACs, at least the smallest network prune.round_to allows); a latency budget {latency_ms, runtime} with an
+    installed runtime (whether it can be met is measured when its job starts); no two budgets with one variant
+    name."""
     student = config["models"]["student"]
     arch = {"channels": student["channels"], "hidden": student["hidden"], "num_classes": len(config["data"]["classes"])}
     round_to = config["prune"]["round_to"]
@@ -217,6 +218,9 @@ def check_prune_targets(config: dict) -> None:
         if unknown:
             raise ConfigError(f"config key {_key(['prune', 'targets', i, unknown[0]])}: "
                               f"unknown budget key (allowed: {', '.join(budget.BUDGET_KEYS)})")
+        if "latency_ms" in target and "macs" in target:
+            raise ConfigError(f"config key {key}: one budget per entry, macs or latency_ms (give two entries for "
+                              "two budgets)")
         if "runtime" in target:
             rt = target["runtime"]
             if rt not in budget.RUNTIMES:
@@ -225,13 +229,21 @@ def check_prune_targets(config: dict) -> None:
             if not budget.runtime_installed(rt):
                 raise ConfigError(f"config key {key}.runtime: {rt} is not installed in this environment")
         if "latency_ms" in target:
-            raise ConfigError(f"config key {key}.latency_ms: latency budgets are not supported yet; give a MAC budget "
-                              "instead, e.g. {macs: 1.5e6} (docs/compression.md)")
-        if "runtime" in target:
+            if "runtime" not in target:
+                raise ConfigError(f"config key {key}.runtime: missing (a latency budget is measured on a runtime: "
+                                  f"{', '.join(budget.RUNTIMES)})")
+        elif "runtime" in target:
             raise ConfigError(f"config key {key}.runtime: a runtime belongs to a latency budget, which a MAC budget "
                               "does not need; remove it")
-        if "macs" not in target:
-            raise ConfigError(f"config key {key}.macs: missing (a budget needs a MAC count, e.g. {{macs: 1.5e6}})")
+        elif "macs" not in target:
+            raise ConfigError(f"config key {key}.macs: missing (a budget needs a MAC count, e.g. {{macs: 1.5e6}}, "
+                              "or a latency, e.g. {latency_ms: 0.05, runtime: onnxruntime})")
+        name = budget.budget_name(target)
+        if name in names:
+            raise ConfigError(f"config key {key}: the same variant pr_kd_{name} as prune.targets[{names[name]}]")
+        names[name] = i
+        if "latency_ms" in target:
+            continue
         macs = float(target["macs"])
         full = budget.fernet_macs(arch)
         floor = budget.fernet_macs(budget.smallest_arch(arch, round_to))
@@ -243,10 +255,6 @@ def check_prune_targets(config: dict) -> None:
                               f"network prune.round_to {round_to} allows (channels "
                               f"{budget.smallest_arch(arch, round_to)['channels']}, hidden "
                               f"{budget.smallest_arch(arch, round_to)['hidden']}) has {floor:,} MACs")
-        name = budget.budget_name(target)
-        if name in names:
-            raise ConfigError(f"config key {key}.macs: the same variant pr_kd_{name} as prune.targets[{names[name]}]")
-        names[name] = i
 
 
 def check_device(train: dict) -> None:

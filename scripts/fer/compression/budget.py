@@ -1,6 +1,7 @@
-"""Budget-driven pruning: the per-layer channel counts of a FERNet that meet a MAC budget.
+"""Budget-driven pruning: the per-layer channel counts of a FERNet that meet a MAC or a latency budget.
 
-A budget (config ``prune.targets``, e.g. ``{macs: 1.5e6}``) becomes the variant ``pr_kd_macs1500k``. The search
+A budget (config ``prune.targets``, e.g. ``{macs: 1.5e6}``) becomes the variant ``pr_kd_macs1500k``; a latency
+budget ``{latency_ms: 0.05, runtime: onnxruntime}`` becomes ``pr_kd_lat50us`` (:func:`search_latency`). The search
 is greedy and guided by measurement, like a sensitivity table computed on the fly: starting from the full
 student, each step narrows the one prunable layer (conv1..3 output channels, fc1 hidden units) whose next cut
 costs the least validation loss per MAC saved, until the network is within the budget. Channel counts move in
@@ -12,7 +13,13 @@ MACs in [(1 - 5%) budget, budget].
 
 MACs are counted analytically (:func:`fernet_macs`), exactly as torch-pruning's ``count_ops_and_params`` counts
 them (a test checks it), so the config validator can refuse an unreachable budget without loading torch.
-This module imports no torch: the search takes the loss of a candidate as a callable.
+This module imports no torch: the search takes the loss (and for a latency budget the measured latency) of a
+candidate as a callable.
+
+A latency budget follows the same greedy path (the cheapest cut in validation loss per MAC saved) and stops at
+the first network whose measured latency is within the budget. Latency is measured, not counted: it depends on
+the machine and its load when the job runs (the record keeps every step's measurement), and whether a budget can
+be met is known only once the smallest allowed network has been timed, which the search does first.
 """
 from __future__ import annotations
 
@@ -75,13 +82,46 @@ def ratios_of(arch: dict, counts: dict) -> dict:
 
 
 def budget_name(target: dict) -> str:
-    """The variant suffix of a budget: ``{macs: 1.5e6}`` -> ``macs1500k`` (variant ``pr_kd_macs1500k``)."""
+    """The variant suffix of a budget: ``{macs: 1.5e6}`` -> ``macs1500k`` (variant ``pr_kd_macs1500k``),
+    ``{latency_ms: 0.05, ...}`` -> ``lat50us``."""
+    if "latency_ms" in target:
+        return f"lat{round(float(target['latency_ms']) * 1000)}us"
     macs = float(target["macs"])
     return f"macs{round(macs / 1e3)}k" if macs >= 1e3 else f"macs{round(macs)}"
 
 
 def runtime_installed(runtime: str) -> bool:
     return runtime in RUNTIMES and importlib.util.find_spec(RUNTIMES[runtime]) is not None
+
+
+def _memo(loss_of):
+    """``loss_of`` called once per distinct candidate (a dict of counts); ``.cache`` holds the results."""
+    cache: dict = {}
+
+    def loss(c):
+        key = tuple(c[k] for k in LAYERS)
+        if key not in cache:
+            cache[key] = float(loss_of(dict(c)))
+        return cache[key]
+
+    loss.cache = cache
+    return loss
+
+
+def _cheapest_cut(counts: dict, full: dict, round_to: int, loss, macs):
+    """``(layer, counts)`` of the next cut: the layer whose next allowed count costs the least validation loss
+    per MAC saved (ties: the earlier layer); None when every layer is at its smallest allowed count."""
+    here, here_loss = macs(counts), loss(counts)
+    options = []
+    for layer in LAYERS:
+        below = [k for k in allowed_counts(full[layer], round_to) if k < counts[layer]]
+        if below:
+            cand = {**counts, layer: below[-1]}
+            options.append(((loss(cand) - here_loss) / max(1, here - macs(cand)), LAYERS.index(layer), layer, cand))
+    if not options:
+        return None
+    _, _, layer, cand = min(options, key=lambda o: o[:2])
+    return layer, cand
 
 
 def search(arch: dict, target_macs: float, round_to: int, loss_of, tolerance: float = TOLERANCE) -> dict:
@@ -99,28 +139,15 @@ def search(arch: dict, target_macs: float, round_to: int, loss_of, tolerance: fl
     if floor > target:
         raise ValueError(f"a budget of {target:,.0f} MACs cannot be met: the smallest network round_to {round_to} "
                          f"allows has {floor:,} MACs")
-    cache: dict = {}
+    loss = _memo(loss_of)
 
     def macs(c):
         return fernet_macs(with_counts(arch, c))
 
-    def loss(c):
-        key = tuple(c[k] for k in LAYERS)
-        if key not in cache:
-            cache[key] = float(loss_of(dict(c)))
-        return cache[key]
-
     counts = dict(full)
     steps = []
     while macs(counts) > target:
-        here, here_loss = macs(counts), loss(counts)
-        options = []
-        for layer in LAYERS:
-            below = [k for k in allowed_counts(full[layer], round_to) if k < counts[layer]]
-            if below:
-                cand = {**counts, layer: below[-1]}
-                options.append(((loss(cand) - here_loss) / max(1, here - macs(cand)), layer, cand))
-        _, layer, cand = min(options, key=lambda o: (o[0], LAYERS.index(o[1])))
+        layer, cand = _cheapest_cut(counts, full, round_to, loss, macs)
         if macs(cand) < target * (1 - tolerance):
             # the cut overshoots: land on the widest count of this layer (or, failing that, another) that fits
             landings = []
@@ -144,4 +171,46 @@ def search(arch: dict, target_macs: float, round_to: int, loss_of, tolerance: fl
     not_multiple = [k for k in LAYERS if full[k] > round_to and counts[k] % round_to and counts[k] != full[k]]
     return {"counts": counts, "macs": reached, "macs_full": macs(full), "target_macs": target,
             "reached": reached / target, "within_tolerance": reached >= target * (1 - tolerance),
-            "steps": steps, "evaluations": len(cache), "round_to": int(round_to), "not_multiple": not_multiple}
+            "steps": steps, "evaluations": len(loss.cache), "round_to": int(round_to), "not_multiple": not_multiple}
+
+
+def search_latency(arch: dict, target_ms: float, round_to: int, loss_of, latency_of) -> dict:
+    """Channel counts of the ``arch`` network whose measured latency is within ``target_ms`` (see the module doc).
+
+    ``loss_of(counts)`` as in :func:`search`; ``latency_of(counts) -> float``: the measured latency (ms) of the
+    network pruned to ``counts``, called for the smallest allowed network first, then for the full network and
+    after every cut. Returns ``{"counts", "macs", "macs_full", "target_latency_ms", "latency_ms" (measured, of
+    the result), "latency_full_ms", "latency_floor_ms" (the smallest network's), "reached" (latency / target),
+    "within_tolerance" (latency <= target), "steps", "evaluations", "round_to", "not_multiple"}``. Raises
+    ValueError if the smallest allowed network is measured above the budget."""
+    full = counts_of(arch)
+    target = float(target_ms)
+    if not target > 0:
+        raise ValueError(f"a latency budget must be > 0 ms, got {target_ms}")
+    smallest = counts_of(smallest_arch(arch, round_to))
+    floor = float(latency_of(dict(smallest)))
+    if floor > target:
+        raise ValueError(f"a budget of {target:g} ms cannot be met: the smallest network round_to {round_to} allows "
+                         f"(channels {[smallest[f'conv{i}'] for i in (1, 2, 3)]}, hidden {smallest['fc1']}) "
+                         f"measured {floor:.4f} ms here")
+    loss = _memo(loss_of)
+
+    def macs(c):
+        return fernet_macs(with_counts(arch, c))
+
+    counts, steps = dict(full), []
+    lat = lat_full = float(latency_of(dict(counts)))
+    while lat > target:
+        cut = _cheapest_cut(counts, full, round_to, loss, macs)
+        if cut is None:  # the smallest network again, measured over the budget this time: load noise
+            break
+        layer, cand = cut
+        lat = float(latency_of(dict(cand)))
+        steps.append({"layer": layer, "from": counts[layer], "to": cand[layer], "macs": macs(cand),
+                      "val_loss": loss(cand), "latency_ms": lat})
+        counts = cand
+    not_multiple = [k for k in LAYERS if full[k] > round_to and counts[k] % round_to and counts[k] != full[k]]
+    return {"counts": counts, "macs": macs(counts), "macs_full": macs(full), "target_latency_ms": target,
+            "latency_ms": lat, "latency_full_ms": lat_full, "latency_floor_ms": floor, "reached": lat / target,
+            "within_tolerance": lat <= target, "steps": steps, "evaluations": len(loss.cache),
+            "round_to": int(round_to), "not_multiple": not_multiple}

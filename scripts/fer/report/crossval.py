@@ -138,6 +138,9 @@ def summarize(rows: list[dict], predictions: pd.DataFrame, variants: list[str], 
             row["external_images"] = int(t["external_images"].iloc[0])
         if "budget_macs" in first:  # pr_kd_<budget>: the budget, and the share one run reached (each run searches)
             row.update({"budget_macs": first["budget_macs"], "budget_macs_reached": first["budget_macs_reached"]})
+        if "budget_latency_ms" in first:  # pr_kd_lat<L>us: the budget, and what one run's search measured
+            row.update({"budget_latency_ms": first["budget_latency_ms"],
+                        "budget_latency_ms_reached": first["budget_latency_ms_reached"]})
         if len(seeds) > 1:
             row["accuracy_seed_std"] = float(t.groupby("fold")["accuracy"].std(ddof=1).mean())
         row["protocol"] = (f"{k}-fold cross-validation by subject ({row['test_subjects']} subjects, "

@@ -19,7 +19,8 @@ from fer import files
 TABLE_COLUMNS = [
     ("variant", "variant", "s"), ("method", "method", "s"), ("setting", "setting", "s"), ("bits", "bits", "d"),
     ("params", "params", ",d"), ("macs", "MACs", ",d"), ("budget_macs", "MAC budget", ",d"),
-    ("budget_macs_reached", "MACs / budget", ".3f"), ("size_bytes", "size (KB)", "kb"),
+    ("budget_macs_reached", "MACs / budget", ".3f"), ("budget_latency_ms", "latency budget (ms)", ".4f"),
+    ("budget_latency_ms_reached", "search p50 / budget", ".3f"), ("size_bytes", "size (KB)", "kb"),
     ("onnx_file_bytes", "ONNX file (KB)", "kb"), ("onnx_weights", "ONNX weights", "s"),
     ("accuracy", "accuracy", ".3f"), ("macro_f1", "macro-F1", ".3f"), ("device", "device", "s"),
     ("runtime", "runtime", "s"), ("precision", "precision", "s"), ("latency_ms_p50", "p50 (ms)", ".4f"),

@@ -49,7 +49,11 @@ def evaluate(*, variant: str, weights, dataset, device: str, out_metrics, out_pr
            "test_subjects": len(test_subjects), **{k: v for k, v in rep.items() if k not in ("accuracy", "macro_f1", "n")},
            "protocol": "subject-independent test split of results/data/manifest.csv; batch evaluation in eval mode"}
     budget = ckpt.get("meta", {}).get("budget")
-    if budget:  # pr_kd_<budget> (prune.targets): the budget and what the pruned network reached
+    if budget and "latency_ms" in budget["target"]:  # pr_kd_lat<L>us: the budget and the search's measurement
+        out.update({"budget_latency_ms": budget["target"]["latency_ms"],
+                    "budget_latency_ms_reached": budget["latency_ms"] / budget["target"]["latency_ms"],
+                    "budget_latency_runtime": budget["target"]["runtime"]})
+    elif budget:  # pr_kd_<budget> (prune.targets): the budget and what the pruned network reached
         out.update({"budget_macs": budget["target"]["macs"], "budget_macs_reached": macs / budget["target"]["macs"]})
     external = ds["split"] == splits.EXTERNAL
     if bool(external.any()):  # data.test_path with folds: the separate folder, the same for every fold

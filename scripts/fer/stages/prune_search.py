@@ -1,9 +1,12 @@
 """Rules prune_sensitivity and prune_budget: which layer of the KD student tolerates pruning, and the pruned
-student that meets a MAC budget (prune.targets), fine-tuned like pr_kd_<level>."""
+student that meets a MAC or latency budget (prune.targets), fine-tuned like pr_kd_<level>."""
 from __future__ import annotations
 
 import copy
 import logging
+import os
+import tempfile
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -14,7 +17,7 @@ from fer.data import datasets
 from fer.errors import FERError
 from fer.models import nets, training
 from fer.report import sensitivity as sensitivity_report
-from fer.settings import KD, Augment, TrainHP
+from fer.settings import KD, Augment, Benchmark, TrainHP
 from fer.stages.compress import float_student, prune_student
 from fer.stages.train import frozen_teacher
 
@@ -64,13 +67,40 @@ def prune_sensitivity(*, student, teacher, dataset, ratios, finetune: TrainHP, f
     return table
 
 
+def _latency_meter(model, arch: dict, bench: Benchmark, workdir: Path):
+    """``latency_of(counts) -> ms``: the p50 batch-1 latency in onnxruntime of ``model`` pruned to ``counts``,
+    exported as the fp32 graph the pipeline ships for a pruned level and timed as the benchmark rule times it
+    (``benchmark.runs`` after ``benchmark.warmup``, ``benchmark.threads``, pinned per ``benchmark.pin``)."""
+    from fer.deploy import latency, onnx_export  # ONNX and onnxruntime: only latency budgets need them
+
+    def latency_of(counts) -> float:
+        clone = copy.deepcopy(model)
+        prune.prune_model(clone, budget.ratios_of(arch, counts))
+        path = workdir / "candidate.onnx"
+        onnx_export.export_model(clone.eval(), path, "float")
+        with latency.pinned(int(bench.threads) if bench.pin else None):
+            row, _ = latency.bench_onnxruntime(path, int(bench.runs), int(bench.warmup), int(bench.threads))
+        log.info("  channels %s: p50 %.4f ms (1-minute load %.2f)", budget.counts_of(nets.current_arch(clone)),
+                 row["latency_ms_p50"], os.getloadavg()[0])
+        return float(row["latency_ms_p50"])
+    return latency_of
+
+
 def prune_budget(*, name: str, target: dict, round_to: int, student, teacher, dataset, finetune: TrainHP, kd: KD,
-                 augment: Augment, seed: int, precision: str, device: str, checkpoint, out_weights) -> dict:
-    """Rule prune_budget: the KD student -> the per-layer channel counts that meet ``target`` (``{"macs": M}``;
-    :func:`fer.compression.budget.search`, guided by the validation loss of each candidate cut) -> pruned and
-    KD fine-tuned as rule prune_student does -> weights/pr_kd_<name>.pt, with ``meta.budget``."""
-    if set(target) != {"macs"}:
-        raise FERError(f"prune.targets: only MAC budgets are supported, got {sorted(target)}")
+                 augment: Augment, seed: int, precision: str, device: str, checkpoint, out_weights,
+                 bench: Benchmark | None = None) -> dict:
+    """Rule prune_budget: the KD student -> the per-layer channel counts that meet ``target`` (``{"macs": M}``:
+    :func:`fer.compression.budget.search`; ``{"latency_ms": L, "runtime": "onnxruntime"}``:
+    :func:`fer.compression.budget.search_latency`, each candidate timed as ``bench`` says; both guided by the
+    validation loss of each candidate cut) -> pruned and KD fine-tuned as rule prune_student does ->
+    weights/pr_kd_<name>.pt, with ``meta.budget``."""
+    latency_budget = "latency_ms" in target
+    if latency_budget and bench is None:
+        raise FERError(f"prune.targets {dict(target)}: a latency budget needs the benchmark settings")
+    if set(target) != ({"latency_ms", "runtime"} if latency_budget else {"macs"}) or \
+            (latency_budget and target["runtime"] != "onnxruntime"):
+        raise FERError(f"prune.targets: a budget is {{macs: M}} or {{latency_ms: L, runtime: onnxruntime}}, got "
+                       f"{dict(target)}")
     ds, _, _, vx, vy = datasets.train_val(dataset)
     model = float_student(student, ds["classes"], dataset)
     arch = nets.current_arch(model)
@@ -81,22 +111,44 @@ def prune_budget(*, name: str, target: dict, round_to: int, student, teacher, da
         prune.prune_model(clone, budget.ratios_of(arch, counts))
         return measure(clone)["val_loss"]
 
-    try:
-        found = budget.search(arch, float(target["macs"]), int(round_to), loss_of)
-    except ValueError as exc:
-        raise FERError(f"prune.targets {target}: {exc}") from None
+    with tempfile.TemporaryDirectory(prefix="fer-budget-") as tmp:
+        try:
+            if latency_budget:
+                found = budget.search_latency(arch, float(target["latency_ms"]), int(round_to), loss_of,
+                                              _latency_meter(model, arch, bench, Path(tmp)))
+            else:
+                found = budget.search(arch, float(target["macs"]), int(round_to), loss_of)
+        except ValueError as exc:
+            raise FERError(f"prune.targets {dict(target)}: {exc}") from None
     ratios = budget.ratios_of(arch, found["counts"])
-    log.info("pr_kd_%s: budget %s MACs -> channels %s, MACs %d (%.1f%% of the budget, %.1f%% of the student), "
-             "%d candidates measured%s", name, f"{float(target['macs']):,.0f}", found["counts"], found["macs"],
-             100 * found["reached"], 100 * found["macs"] / found["macs_full"], found["evaluations"],
-             f"; not a multiple of {round_to}: {found['not_multiple']}" if found["not_multiple"] else "")
-    if not found["within_tolerance"]:
-        log.warning("pr_kd_%s: reached %.1f%% of the budget, outside the %.0f%% tolerance", name,
-                    100 * found["reached"], 100 * budget.TOLERANCE)
+    if latency_budget:
+        log.info("pr_kd_%s: budget %.4f ms (%s, %d thread(s)) -> channels %s, p50 %.4f ms (%.1f%% of the budget; "
+                 "full student %.4f ms, smallest allowed network %.4f ms), MACs %d (%.1f%% of the student), %d "
+                 "candidates scored", name, found["target_latency_ms"], target["runtime"], int(bench.threads),
+                 found["counts"], found["latency_ms"], 100 * found["reached"], found["latency_full_ms"],
+                 found["latency_floor_ms"], found["macs"], 100 * found["macs"] / found["macs_full"],
+                 found["evaluations"])
+        if not found["within_tolerance"]:
+            log.warning("pr_kd_%s: measured %.4f ms at the smallest network, over the %.4f ms budget (the machine "
+                        "was busier than when its floor was timed)", name, found["latency_ms"],
+                        found["target_latency_ms"])
+    else:
+        log.info("pr_kd_%s: budget %s MACs -> channels %s, MACs %d (%.1f%% of the budget, %.1f%% of the student), "
+                 "%d candidates measured%s", name, f"{float(target['macs']):,.0f}", found["counts"], found["macs"],
+                 100 * found["reached"], 100 * found["macs"] / found["macs_full"], found["evaluations"],
+                 f"; not a multiple of {round_to}: {found['not_multiple']}" if found["not_multiple"] else "")
+        if not found["within_tolerance"]:
+            log.warning("pr_kd_%s: reached %.1f%% of the budget, outside the %.0f%% tolerance", name,
+                        100 * found["reached"], 100 * budget.TOLERANCE)
     record = {"target": dict(target), "round_to": int(round_to), "counts": found["counts"],
               "macs": found["macs"], "macs_full": found["macs_full"], "reached": found["reached"],
               "within_tolerance": found["within_tolerance"], "not_multiple": found["not_multiple"],
               "steps": found["steps"], "search": "greedy: least validation loss per MAC saved, steps of round_to"}
+    if latency_budget:
+        record.update({k: found[k] for k in ("latency_ms", "latency_full_ms", "latency_floor_ms")},
+                      search=record["search"] + "; stopped at the first network measured within the latency budget",
+                      measured={"runtime": target["runtime"], "threads": int(bench.threads), "runs": int(bench.runs),
+                                "warmup": int(bench.warmup), "statistic": "p50, batch 1, fp32 ONNX graph"})
     return prune_student(level=name, ratios=ratios, student=student, teacher=teacher, dataset=dataset,
                          finetune=finetune, kd=kd, augment=augment, seed=seed, precision=precision, device=device,
                          checkpoint=checkpoint, out_weights=out_weights, budget=record)
