@@ -123,3 +123,24 @@ def test_a_runtime_that_is_not_installed_is_named(monkeypatch):
     monkeypatch.setattr(budget.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ConfigError, match=r"prune.targets\[0\].runtime: onnxruntime is not installed"):
         fer_config.load({"prune": {"targets": [{"latency_ms": 0.05, "runtime": "onnxruntime"}]}})
+
+
+def test_latency_meter_times_the_pruned_candidate_as_shipped(tmp_path):
+    """The latency budget's meter exports each candidate (pruned, fp32 ONNX) and times that graph."""
+    import onnx
+
+    from fer.settings import Benchmark
+    from fer.stages.prune_search import _latency_meter
+
+    torch.manual_seed(0)
+    model = nets.FERNet(**STUDENT).eval()
+    arch = nets.current_arch(model)
+    bench = Benchmark(runtimes=["onnxruntime"], runs=20, warmup=2, threads=1, pin=False, realtime=False)
+    meter = _latency_meter(model, arch, bench, tmp_path)
+    counts = {"conv1": 8, "conv2": 16, "conv3": 24, "fc1": 48}
+    ms = meter(counts)
+    assert 0 < ms < 1000
+    graph = onnx.load(str(tmp_path / "candidate.onnx")).graph
+    conv_out = [i.dims[0] for i in graph.initializer if len(i.dims) == 4]
+    assert conv_out == [8, 16, 24]  # the candidate, not the full student, was timed
+    assert nets.current_arch(model)["channels"] == STUDENT["channels"]  # the student itself is untouched
