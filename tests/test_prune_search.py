@@ -73,6 +73,8 @@ def test_latency_search_walks_the_greedy_path_until_the_measured_latency_fits():
     assert variants.describe("pr_kd_lat50us")["method"] == "pruning"
     with pytest.raises(ValueError, match=r"0.001 ms cannot be met: the smallest network .* measured"):
         budget.search_latency(arch, 0.001, 8, loss_of, latency_of)
+    with pytest.raises(ValueError, match=r"unpruned student measured .* within the budget .* nothing to prune"):
+        budget.search_latency(arch, full_ms * 1.01, 8, loss_of, latency_of)
     # a machine that got slower after the floor was timed: the search ends at the smallest network, not in a loop
     calls = iter(range(1000))
     slow = budget.search_latency(arch, 0.02, 8, loss_of, lambda c: 0.001 if next(calls) == 0 else 1.0)

@@ -182,7 +182,7 @@ def search_latency(arch: dict, target_ms: float, round_to: int, loss_of, latency
     after every cut. Returns ``{"counts", "macs", "macs_full", "target_latency_ms", "latency_ms" (measured, of
     the result), "latency_full_ms", "latency_floor_ms" (the smallest network's), "reached" (latency / target),
     "within_tolerance" (latency <= target), "steps", "evaluations", "round_to", "not_multiple"}``. Raises
-    ValueError if the smallest allowed network is measured above the budget."""
+    ValueError if the smallest allowed network is measured above the budget, or the full one within it."""
     full = counts_of(arch)
     target = float(target_ms)
     if not target > 0:
@@ -200,6 +200,9 @@ def search_latency(arch: dict, target_ms: float, round_to: int, loss_of, latency
 
     counts, steps = dict(full), []
     lat = lat_full = float(latency_of(dict(counts)))
+    if lat_full <= target:
+        raise ValueError(f"the unpruned student measured {lat_full:.4f} ms here, within the budget of {target:g} ms: "
+                         "nothing to prune (give a smaller budget)")
     while lat > target:
         cut = _cheapest_cut(counts, full, round_to, loss, macs)
         if cut is None:  # the smallest network again, measured over the budget this time: load noise
