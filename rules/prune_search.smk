@@ -71,5 +71,6 @@ rule prune_budget:
         device=config["train"]["device"],
         checkpoint=checkpoint_path("pr_kd_{budget}"),
         bench=budget_benchmark,
+        latency_rounds=config["prune"]["latency_rounds"],
     script:
         "../scripts/prune_budget.py"

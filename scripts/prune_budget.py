@@ -11,7 +11,8 @@ def main(sm, log):
                  teacher=sm.input.teacher, dataset=sm.input.dataset, finetune=TrainHP.of(p.finetune), kd=KD.of(p.kd),
                  augment=Augment.of(p.augment), seed=int(p.seed), precision=p.precision, device=p.device,
                  checkpoint=p.checkpoint, out_weights=sm.output.weights,
-                 bench=Benchmark.of(p.bench) if p.bench else None)
+                 bench=Benchmark.of(p.bench) if p.bench else None,
+                 latency_rounds=int(p.latency_rounds))
 
 
 run(snakemake, main)  # noqa: F821

@@ -138,7 +138,7 @@ def test_latency_meter_times_the_pruned_candidate_as_shipped(tmp_path):
     model = nets.FERNet(**STUDENT).eval()
     arch = nets.current_arch(model)
     bench = Benchmark(runtimes=["onnxruntime"], runs=20, warmup=2, threads=1, pin=False, realtime=False)
-    meter = _latency_meter(model, arch, bench, tmp_path)
+    meter = _latency_meter(model, arch, bench, 2, tmp_path)
     counts = {"conv1": 8, "conv2": 16, "conv3": 24, "fc1": 48}
     ms = meter(counts)
     assert 0 < ms < 1000

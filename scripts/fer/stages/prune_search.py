@@ -67,10 +67,13 @@ def prune_sensitivity(*, student, teacher, dataset, ratios, finetune: TrainHP, f
     return table
 
 
-def _latency_meter(model, arch: dict, bench: Benchmark, workdir: Path):
-    """``latency_of(counts) -> ms``: the p50 batch-1 latency in onnxruntime of ``model`` pruned to ``counts``,
-    exported as the fp32 graph the pipeline ships for a pruned level and timed as the benchmark rule times it
-    (``benchmark.runs`` after ``benchmark.warmup``, ``benchmark.threads``, pinned per ``benchmark.pin``)."""
+def _latency_meter(model, arch: dict, bench: Benchmark, rounds: int, workdir: Path):
+    """``latency_of(counts) -> ms``: the batch-1 latency in onnxruntime of ``model`` pruned to ``counts``, exported
+    as the fp32 graph the pipeline ships for a pruned level and timed as the benchmark rule times it
+    (``benchmark.runs`` after ``benchmark.warmup``, ``benchmark.threads``, pinned per ``benchmark.pin``),
+    ``rounds`` times: the lowest of the rounds' p50. One round on a shared machine can be far off: measured here
+    at load 3.5 on 2 cores, the same network's p50 0.097 and 0.149 ms in two rounds, and its CPU time moved with
+    it (a busy neighbour slows the core, not only the scheduling), so neither one round nor CPU time would do."""
     from fer.deploy import latency, onnx_export  # ONNX and onnxruntime: only latency budgets need them
 
     def latency_of(counts) -> float:
@@ -78,17 +81,21 @@ def _latency_meter(model, arch: dict, bench: Benchmark, workdir: Path):
         prune.prune_model(clone, budget.ratios_of(arch, counts))
         path = workdir / "candidate.onnx"
         onnx_export.export_model(clone.eval(), path, "float")
+        p50s = []
         with latency.pinned(int(bench.threads) if bench.pin else None):
-            row, _ = latency.bench_onnxruntime(path, int(bench.runs), int(bench.warmup), int(bench.threads))
-        log.info("  channels %s: p50 %.4f ms (1-minute load %.2f)", budget.counts_of(nets.current_arch(clone)),
-                 row["latency_ms_p50"], os.getloadavg()[0])
-        return float(row["latency_ms_p50"])
+            for _ in range(max(1, int(rounds))):
+                row, _ = latency.bench_onnxruntime(path, int(bench.runs), int(bench.warmup), int(bench.threads))
+                p50s.append(float(row["latency_ms_p50"]))
+        log.info("  channels %s: p50 %.4f ms (rounds %s, 1-minute load %.2f)",
+                 budget.counts_of(nets.current_arch(clone)), min(p50s), " ".join(f"{v:.4f}" for v in p50s),
+                 os.getloadavg()[0])
+        return min(p50s)
     return latency_of
 
 
 def prune_budget(*, name: str, target: dict, round_to: int, student, teacher, dataset, finetune: TrainHP, kd: KD,
                  augment: Augment, seed: int, precision: str, device: str, checkpoint, out_weights,
-                 bench: Benchmark | None = None) -> dict:
+                 bench: Benchmark | None, latency_rounds: int) -> dict:
     """Rule prune_budget: the KD student -> the per-layer channel counts that meet ``target`` (``{"macs": M}``:
     :func:`fer.compression.budget.search`; ``{"latency_ms": L, "runtime": "onnxruntime"}``:
     :func:`fer.compression.budget.search_latency`, each candidate timed as ``bench`` says; both guided by the
@@ -115,7 +122,7 @@ def prune_budget(*, name: str, target: dict, round_to: int, student, teacher, da
         try:
             if latency_budget:
                 found = budget.search_latency(arch, float(target["latency_ms"]), int(round_to), loss_of,
-                                              _latency_meter(model, arch, bench, Path(tmp)))
+                                              _latency_meter(model, arch, bench, latency_rounds, Path(tmp)))
             else:
                 found = budget.search(arch, float(target["macs"]), int(round_to), loss_of)
         except ValueError as exc:
@@ -148,7 +155,8 @@ def prune_budget(*, name: str, target: dict, round_to: int, student, teacher, da
         record.update({k: found[k] for k in ("latency_ms", "latency_full_ms", "latency_floor_ms")},
                       search=record["search"] + "; stopped at the first network measured within the latency budget",
                       measured={"runtime": target["runtime"], "threads": int(bench.threads), "runs": int(bench.runs),
-                                "warmup": int(bench.warmup), "statistic": "p50, batch 1, fp32 ONNX graph"})
+                                "warmup": int(bench.warmup), "graph": "fp32 ONNX, batch 1",
+                                "statistic": f"lowest p50 of {int(latency_rounds)} rounds"})
     return prune_student(level=name, ratios=ratios, student=student, teacher=teacher, dataset=dataset,
                          finetune=finetune, kd=kd, augment=augment, seed=seed, precision=precision, device=device,
                          checkpoint=checkpoint, out_weights=out_weights, budget=record)
