@@ -14,6 +14,7 @@ import torch
 from fer import files
 from fer.compression import budget, prune, sensitivity
 from fer.data import datasets
+from fer.deploy import latency, onnx_export
 from fer.errors import FERError
 from fer.models import nets, training
 from fer.report import sensitivity as sensitivity_report
@@ -74,8 +75,6 @@ def _latency_meter(model, arch: dict, bench: Benchmark, rounds: int, workdir: Pa
     ``rounds`` times: the lowest of the rounds' p50. One round on a shared machine can be far off: measured here
     at load 3.5 on 2 cores, the same network's p50 0.097 and 0.149 ms in two rounds, and its CPU time moved with
     it (a busy neighbour slows the core, not only the scheduling), so neither one round nor CPU time would do."""
-    from fer.deploy import latency, onnx_export  # ONNX and onnxruntime: only latency budgets need them
-
     def latency_of(counts) -> float:
         clone = copy.deepcopy(model)
         prune.prune_model(clone, budget.ratios_of(arch, counts))
