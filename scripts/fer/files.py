@@ -10,7 +10,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import torch
 
 def remove_stale_parts(path: str | os.PathLike) -> int:
     """Delete temporary files that an earlier, killed writer of ``path`` left behind (``.<name>.*.part``).
@@ -71,12 +70,16 @@ def write_json(path, obj) -> None:
 def save_torch(path, obj) -> None:
     # through a file handle: torch.save names the zip archive after a path it is given (here the random
     # temporary name), so the same tensors would give different bytes; a handle gives the fixed name "archive"
+    import torch  # here, not at the top: the jobs that write only JSON, CSV and figures never load torch
+
     with atomic_path(path, clean=True) as tmp, open(tmp, "wb") as fh:
         torch.save(obj, fh)
 
 
 def load_torch(path):
     """``torch.load(weights_only=True)`` with a clear error for a missing file."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist")

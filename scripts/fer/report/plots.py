@@ -1,26 +1,34 @@
 """Matplotlib figures: confusion matrices, training curves (comparison figures live here too)."""
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from fer import files
 
-from fer import files  # noqa: E402
+
+def _pyplot():
+    """matplotlib.pyplot on the Agg backend, imported by the first figure, not with this module: most jobs
+    that import it (every compression and export rule, through fer.stages.train) draw nothing, and pyplot
+    costs them more start-up time than their work."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _save(fig, path) -> None:
     with files.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    _pyplot().close(fig)
 
 
 def confusion_matrix(cm, classes, path, title: str) -> None:
     cm = np.asarray(cm, dtype=float)
     rows = cm.sum(1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
-    fig, ax = plt.subplots(figsize=(6.2, 5.4))
+    fig, ax = _pyplot().subplots(figsize=(6.2, 5.4))
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), classes)
@@ -38,7 +46,7 @@ def confusion_matrix(cm, classes, path, title: str) -> None:
 
 def training_curves(history: list[dict], path, title: str) -> None:
     ep = [h["epoch"] for h in history]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (a1, a2) = _pyplot().subplots(1, 2, figsize=(10, 3.8))
     a1.plot(ep, [h["train_loss"] for h in history], label="train")
     a1.plot(ep, [h["val_loss"] for h in history], label="validation (CE)")
     a1.set_xlabel("epoch")
@@ -150,7 +158,7 @@ def protocol_text(summary) -> str:
 
 
 def _placeholder(path, title: str, message: str) -> None:
-    fig, ax = plt.subplots(figsize=(8, 3))
+    fig, ax = _pyplot().subplots(figsize=(8, 3))
     ax.axis("off")
     ax.text(0.5, 0.6, title, ha="center", va="center", fontsize=14, weight="bold")
     ax.text(0.5, 0.35, message, ha="center", va="center", fontsize=11, wrap=True)
@@ -291,7 +299,7 @@ def teacher_student_comparison(summary, path, teacher: str = "teacher", student:
     pair = [teacher, student]
     names = ["teacher", "KD student"]
     cols = _colors([t["method"], s["method"]])
-    fig, axes = plt.subplots(1, 4, figsize=(17, 4.6), gridspec_kw={"width_ratios": [1, 1, 1.6, 1.2]})
+    fig, axes = _pyplot().subplots(1, 4, figsize=(17, 4.6), gridspec_kw={"width_ratios": [1, 1, 1.6, 1.2]})
     _bars(axes[0], names, [t["size_bytes"] / 1024, s["size_bytes"] / 1024], cols, fmt="{:,.1f} KB",
           ylabel="KB (fp32, BN folded)", title="deployed size")
     _bars(axes[1], names, [t["macs"] / 1e6, s["macs"] / 1e6], cols, fmt="{:,.2f} M", ylabel="million MACs",
@@ -346,7 +354,7 @@ def pruning_comparison(summary, path, ratios: dict | None = None, base: str = "k
     best = best_latency(summary)
     lat = [best.loc[x, "latency_ms_p50"] if x in best.index else np.nan for x in vs]
     lat90 = [best.loc[x, "latency_ms_p90"] if x in best.index else np.nan for x in vs]
-    fig = plt.figure(figsize=(17, 6.4))
+    fig = _pyplot().figure(figsize=(17, 6.4))
     gs = fig.add_gridspec(2, 4, height_ratios=[3.2, 1.1])
     axes = [fig.add_subplot(gs[0, i]) for i in range(4)]
     _bars(axes[0], labels, [v.loc[x, "params"] / 1e3 for x in vs], cols, fmt="{:,.1f}k", ylabel="thousand",
@@ -395,7 +403,7 @@ def quantization_comparison(summary, path, base: str = "kd") -> None:
     vs = ([base] if base in v.index else []) + half + list(q["variant"])
     labels = (["KD fp32"] if base in v.index else []) + ["fp16"] * len(half) + [f"{b} bit" for b in q["_bits"]]
     cols = _colors([v.loc[x, "method"] for x in vs])
-    fig, axes = plt.subplots(1, 3, figsize=(17, 5.2), gridspec_kw={"width_ratios": [1, 1, 1.5]})
+    fig, axes = _pyplot().subplots(1, 3, figsize=(17, 5.2), gridspec_kw={"width_ratios": [1, 1, 1.5]})
     _bars(axes[0], labels, [v.loc[x, "size_bytes"] / 1024 for x in vs], cols, fmt="{:,.1f} KB",
           ylabel="KB (bit-packed weights + scales + biases)", title="real size (change vs first bar)")
     _bars(axes[1], labels, [v.loc[x, "accuracy"] for x in vs], cols, fmt="{:.3f}", delta_pp=True,
@@ -521,7 +529,7 @@ def total_comparison(summary, path) -> None:
     dev = latency_rows(summary, None)
     dev = dev[dev["device"] != LOCAL_DEVICE] if not dev.empty else dev
     panels = 3 if not dev.empty else 2
-    fig, axes = plt.subplots(1, panels, figsize=(7.2 * panels, 5.6))
+    fig, axes = _pyplot().subplots(1, panels, figsize=(7.2 * panels, 5.6))
     names, methods, acc = list(v["variant"]), list(v["method"]), list(v["accuracy"])
     lat = [best.loc[n, "latency_ms_p50"] if n in best.index else np.nan for n in names]
     ci = accuracy_ci(v, names)

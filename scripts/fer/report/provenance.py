@@ -37,8 +37,6 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-import torch
-
 from fer import files
 
 FORMAT = "fer-provenance/1"
@@ -86,6 +84,8 @@ def tree_sha256(folder) -> tuple[str, int, int]:
 
 def _tensor_buffer(t):
     """The tensor's bytes as a buffer (no copy for contiguous CPU tensors: an 80 MB data set stays 80 MB)."""
+    import torch
+
     t = t.detach().cpu()
     if t.is_quantized:
         t = t.int_repr()
@@ -99,6 +99,8 @@ def _tensor_buffer(t):
 def tensors_sha256(obj) -> str:
     """A hash of the tensors (names, dtypes, shapes, values) and plain values in ``obj``, independent of how
     torch.save laid the file out."""
+    import torch  # here, not at the top: every job records its provenance, most of the report jobs without torch
+
     h = hashlib.sha256()
 
     def walk(o, key):

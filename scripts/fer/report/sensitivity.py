@@ -3,18 +3,19 @@ from __future__ import annotations
 
 import html
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from fer import files  # noqa: E402
+from fer import files
 
 
 def plot(table: pd.DataFrame, path, title: str) -> None:
     """Validation accuracy against pruning ratio, one panel per layer: pruned alone without fine-tune (solid)
     and after the short fine-tune (dashed); the label of each point is its share of the full MACs."""
+    import matplotlib  # here, not at the top: rule prune_budget imports this module and draws nothing
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     layers = list(dict.fromkeys(table["layer"]))
     fig, axes = plt.subplots(1, len(layers), figsize=(4.2 * len(layers), 4), sharey=True, squeeze=False)
     for ax, layer in zip(axes[0], layers):

@@ -4,10 +4,12 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from fer import files
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("fer")
 
@@ -61,6 +63,8 @@ def write_summary(metric_rows: list[dict], out_csv, benchmarks=(), exports=()) -
     the first run's, the graphs that are benchmarked): each variant's deployable file (:func:`export_columns`)
     beside its computed ``size_bytes``, and ``onnx_over_size`` = file / computed size.
     """
+    import pandas as pd  # here, not at the top: fer.stages.evaluate imports this module for rule summary only
+
     rows = [_scalar_columns(r) for r in metric_rows]
     df = pd.DataFrame(rows)
     sidecars = [export_columns(json.loads(Path(f).read_text())) for f in exports]

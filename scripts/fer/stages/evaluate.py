@@ -7,8 +7,6 @@ import json
 import logging
 from pathlib import Path
 
-import pandas as pd
-
 import torch
 
 from fer import checkpoints, files, variants
@@ -88,6 +86,8 @@ def summary(*, metric_files, cv_summary, benchmark_files, export_files, out_csv)
     """Rule summary: every variant's metrics (with cross-validation: its row of results/cv/summary.csv, the mean
     over folds with the interval columns), the deployable ONNX file of each (its export sidecar: file size,
     format, weight storage) and benchmark rows -> results/summary.csv."""
+    import pandas as pd  # here, not at the top: the evaluate jobs (one per variant and fold) never need it
+
     rows = [json.loads(Path(f).read_text()) for f in metric_files] if not cv_summary else \
         pd.read_csv(cv_summary).to_dict("records")
     return write_summary(rows, out_csv, benchmarks=benchmark_files, exports=export_files)

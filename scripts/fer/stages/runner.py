@@ -2,10 +2,9 @@
 one-line errors, and the job record behind results/provenance.json."""
 from __future__ import annotations
 
+import os
 import sys
 import traceback
-
-import torch
 
 from fer import logs
 from fer.errors import FERError
@@ -21,7 +20,7 @@ def run(snakemake, main) -> None:
     log_path = snakemake.log[0] if len(snakemake.log) else None
     logger = logs.setup(log_path)
     try:
-        torch.set_num_threads(max(1, int(snakemake.threads)))
+        set_threads(max(1, int(snakemake.threads)))
         main(snakemake, logger)
         record_provenance(snakemake, logger)
         if log_path:
@@ -32,6 +31,17 @@ def run(snakemake, main) -> None:
     except Exception:
         logger.error("unexpected error:\n%s", traceback.format_exc())
         sys.exit(1)
+
+
+def set_threads(n: int) -> None:
+    """Let torch use ``n`` threads: directly when the stage module imported it, else through OMP_NUM_THREADS,
+    which torch reads when the stage imports it later. The report rules never import torch: importing it only
+    to set its threads would be most of their run time."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(n)
+    else:
+        os.environ["OMP_NUM_THREADS"] = str(n)
 
 
 def record_provenance(snakemake, logger) -> None:
