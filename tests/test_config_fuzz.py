@@ -243,7 +243,10 @@ def _dry_run_sample(out) -> list[Case]:
     """A few accepted cases, the first of each of a few kinds whose values a rule could trip over."""
     accepted = [c for c, result in out if result == "accepted" and c.changed]
     kinds = ("number-text", "float-for-int", "empty", "huge", "zero", "negative", "none")
-    return [next(c for c in accepted if c.kind == k) for k in kinds if any(c.kind == k for c in accepted)][:DRY_RUNS]
+    first = [next(c for c in accepted if c.kind == k) for k in kinds if any(c.kind == k for c in accepted)]
+    # which kinds the draw accepts depends on the config's keys: fill up with other accepted cases, in order
+    rest = [c for c in accepted if all(c is not f for f in first)]
+    return (first + rest)[:DRY_RUNS]
 
 
 def test_accepted_mutations_run_the_dry_run(outcomes, fuzz_workflow, tmp_path):
