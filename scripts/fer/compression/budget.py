@@ -108,6 +108,11 @@ def _memo(loss_of):
     return loss
 
 
+def _not_multiple(full: dict, counts: dict, round_to: int) -> list[str]:
+    """Layers cut to a count that is not a multiple of ``round_to`` although they are wider than it."""
+    return [k for k in LAYERS if full[k] > round_to and counts[k] % round_to and counts[k] != full[k]]
+
+
 def _cheapest_cut(counts: dict, full: dict, round_to: int, loss, macs):
     """``(layer, counts)`` of the next cut: the layer whose next allowed count costs the least validation loss
     per MAC saved (ties: the earlier layer); None when every layer is at its smallest allowed count."""
@@ -168,7 +173,7 @@ def search(arch: dict, target_macs: float, round_to: int, loss_of, tolerance: fl
                       "val_loss": loss(cand)})
         counts = cand
     reached = macs(counts)
-    not_multiple = [k for k in LAYERS if full[k] > round_to and counts[k] % round_to and counts[k] != full[k]]
+    not_multiple = _not_multiple(full, counts, round_to)
     return {"counts": counts, "macs": reached, "macs_full": macs(full), "target_macs": target,
             "reached": reached / target, "within_tolerance": reached >= target * (1 - tolerance),
             "steps": steps, "evaluations": len(loss.cache), "round_to": int(round_to), "not_multiple": not_multiple}
@@ -212,8 +217,7 @@ def search_latency(arch: dict, target_ms: float, round_to: int, loss_of, latency
         steps.append({"layer": layer, "from": counts[layer], "to": cand[layer], "macs": macs(cand),
                       "val_loss": loss(cand), "latency_ms": lat})
         counts = cand
-    not_multiple = [k for k in LAYERS if full[k] > round_to and counts[k] % round_to and counts[k] != full[k]]
     return {"counts": counts, "macs": macs(counts), "macs_full": macs(full), "target_latency_ms": target,
             "latency_ms": lat, "latency_full_ms": lat_full, "latency_floor_ms": floor, "reached": lat / target,
             "within_tolerance": lat <= target, "steps": steps, "evaluations": len(loss.cache),
-            "round_to": int(round_to), "not_multiple": not_multiple}
+            "round_to": int(round_to), "not_multiple": _not_multiple(full, counts, round_to)}

@@ -235,6 +235,16 @@ def to_int4_graph(graph, opset: int = INT4_OPSET):
 GRID_PRESERVING = ("MaxPool", "Flatten")
 
 
+def _links(nodes) -> tuple[dict, dict]:
+    """``(producer, consumers)`` of a node list: tensor name -> the node writing it / the nodes reading it."""
+    producer = {o: n for n in nodes for o in n.output}
+    consumers: dict[str, list] = {}
+    for n in nodes:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    return producer, consumers
+
+
 def to_int8_cpu_graph(graph):
     """An 8-bit QCDQ ``graph`` (brevitas' export) rearranged so that onnxruntime's x86 provider runs it on its
     fastest int8 kernels, computing the same numbers (see docs/benchmarks.md "Int8 on this CPU"):
@@ -272,11 +282,7 @@ def to_int8_cpu_graph(graph):
             inits[t.name] = t
             folded[id(n)] = n
     nodes = [n for n in nodes if id(n) not in folded]
-    producer = {o: n for n in nodes for o in n.output}
-    consumers: dict[str, list] = {}
-    for n in nodes:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
+    producer, consumers = _links(nodes)
 
     def weight_dq(conv, k: int):
         dq = producer.get(conv.input[k]) if len(conv.input) > k else None
@@ -317,11 +323,7 @@ def to_int8_cpu_graph(graph):
         dropped += [q1, dq1]
         moved[pool.output[0]] = dq1
     nodes = [n for n in nodes if all(n is not d for d in dropped)]
-    producer = {o: n for n in nodes for o in n.output}
-    consumers = {}
-    for n in nodes:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
+    producer, consumers = _links(nodes)
 
     # 4. Q/DQ after every grid-preserving node fed by a DequantizeLinear
     def grid_of(name: str):
