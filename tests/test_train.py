@@ -75,9 +75,10 @@ AUGMENT = settings.Augment.of(fer_config.defaults()["augment"])
 
 
 def _fit(seed=0, init_seed=0, teacher=None, checkpoint=None, epochs=2, weight_decay=1e-4, data_key="",
-         precision="fp32", mixup=0.0, ema=0.0, device="cpu", class_balance=0.0, n_train=48):
+         precision="fp32", mixup=0.0, ema=0.0, device="cpu", class_balance=0.0, n_train=48, draws_before=0):
     training.set_seed(init_seed)
     model = nets.FERNet(**TINY)
+    torch.rand(draws_before)  # what a caller may draw before fit(), e.g. building a teacher after the student
     tx, ty, vx, vy = _data(n_train=n_train)
     hp = settings.TrainHP(epochs=epochs, lr=0.01, batch_size=16, weight_decay=weight_decay, label_smoothing=0.0,
                           warmup_epochs=1, mixup=mixup, ema=ema, class_balance=class_balance)
@@ -104,6 +105,16 @@ def test_fit_is_deterministic_for_a_seed():
     assert _without_timing(r1["history"]) == _without_timing(r2["history"])
     m3, _ = _fit(seed=1, init_seed=1)
     assert not _same_weights(m1, m3)
+
+
+def test_fit_does_not_depend_on_what_the_caller_drew_before():
+    """Dropout uses torch's global generator: fit() seeds it, so building a teacher (or anything that draws)
+    between the student's initialisation and fit() leaves the run unchanged. Without that seeding the KD stage
+    (teacher built after the student) and the tuning harness (teacher built first) trained different students."""
+    m1, r1 = _fit()
+    m2, r2 = _fit(draws_before=1000)
+    assert _same_weights(m1, m2)
+    assert _without_timing(r1["history"]) == _without_timing(r2["history"])
 
 
 def test_bf16_training_is_deterministic_and_differs_from_fp32():

@@ -230,7 +230,11 @@ def fit(model, train_x, train_y, val_x, val_y, *, hp: TrainHP, augment_cfg: Augm
                 "arch": getattr(model, "arch", None), "data": data_key, "precision": precision,
                 **({"device": device} if device != "cpu" else {})}
     fp = fingerprint(settings)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)  # batch order, augmentation, mixup
+    # Dropout draws from torch's global generator: seeded here too, so that a run depends on its settings only,
+    # not on what its caller drew before (the KD stage builds the teacher after the student; a teacher
+    # built first had changed the KD student's dropout masks and its 10-fold mean by 3 points, docs/crossval.md).
+    torch.manual_seed(seed)
     model.to(device)
     train_x, train_y, val_x, val_y = (t.to(device) for t in (train_x, train_y, val_x, val_y))
     scaler = torch.amp.GradScaler(device) if precision == "fp16" else None  # fp16 gradients underflow unscaled
