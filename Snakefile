@@ -22,6 +22,10 @@ include: "rules/report.smk"
 include: "rules/provenance.smk"
 
 
+onstart:
+    check_latency_budgets()
+
+
 rule all:
     default_target: True
     input:

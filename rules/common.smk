@@ -2,7 +2,9 @@
 # The library (scripts/fer) is installed into the environment that runs Snakemake (`make install`: pip -e .).
 import functools
 import hashlib
+import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -110,6 +112,34 @@ def budget_benchmark(wildcards):
         if "latency_ms" in budget_targets()[wildcards.budget]
         else None
     )
+
+
+def check_latency_budgets():
+    """Onstart (before any job runs, not in a dry run): latency budgets (prune.targets) that cannot be met on
+    this machine, or that the unpruned student already meets, are one config error each, naming the key. The
+    timing (fer.stages.prune_search.check_latency_budgets) runs in a process of its own: it pins itself to a
+    core, which Snakemake and its jobs must not inherit. Nothing to do without latency budgets.
+    """
+    if not any("latency_ms" in t for t in config["prune"]["targets"]):
+        return
+    payload = {
+        "targets": config["prune"]["targets"],
+        "student": config["models"]["student"],
+        "num_classes": len(config["data"]["classes"]),
+        "round_to": config["prune"]["round_to"],
+        "benchmark": config["benchmark"],
+        "rounds": config["prune"]["latency_rounds"],
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "fer.stages.prune_search", json.dumps(payload)],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode:
+        lines = proc.stdout.strip().splitlines() or [proc.stderr.strip()[-2000:]]
+        for line in lines:
+            print(f"Config error: {line}", file=sys.stderr)
+        sys.exit(1)
 
 
 def budget_targets():

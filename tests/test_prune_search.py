@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import pytest
 import torch
+import yaml
 
 from fer import config as fer_config, variants
 from fer.compression import budget, prune, sensitivity
 from fer.errors import ConfigError
 from fer.models import nets
 from fer.report import metrics
+
+from conftest import TINY_CONFIG, snakemake
 
 STUDENT = fer_config.defaults()["models"]["student"]
 
@@ -125,6 +128,22 @@ def test_a_runtime_that_is_not_installed_is_named(monkeypatch):
     monkeypatch.setattr(budget.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ConfigError, match=r"prune.targets\[0\].runtime: onnxruntime is not installed"):
         fer_config.load({"prune": {"targets": [{"latency_ms": 0.05, "runtime": "onnxruntime"}]}})
+
+
+def test_unmeetable_and_already_met_latency_budgets_stop_the_run_before_any_job(workflow):
+    """A latency budget under the smallest allowed network's measured latency, or over the unpruned
+    student's, is a config error naming its key before any job runs (onstart times both, untrained)."""
+    targets = [{"latency_ms": 1e-4, "runtime": "onnxruntime"}, {"latency_ms": 1000.0, "runtime": "onnxruntime"},
+               {"macs": 2.0e5}]
+    (workflow / "budgets.yaml").write_text(yaml.safe_dump({"prune": {"targets": targets}}))
+    proc = snakemake(workflow, "--configfile", TINY_CONFIG, "budgets.yaml", configfile=None, timeout=300)
+    assert proc.returncode != 0
+    assert "Config error: config key prune.targets[0].latency_ms: a budget of 0.0001 ms cannot be met: the " \
+           "smallest network" in proc.stderr
+    assert "Config error: config key prune.targets[1].latency_ms: the unpruned student measured" in proc.stderr
+    assert "nothing to prune" in proc.stderr and "targets[2]" not in proc.stderr
+    assert "Traceback" not in proc.stderr and "rule synthesize_faces:" not in proc.stdout + proc.stderr
+    assert not list((workflow / "results").rglob("*.pt")), "a job ran before the budgets were checked"
 
 
 def test_latency_meter_times_the_pruned_candidate_as_shipped(tmp_path):

@@ -3,8 +3,10 @@ student that meets a MAC or latency budget (prune.targets), fine-tuned like pr_k
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -92,6 +94,50 @@ def _latency_meter(model, arch: dict, bench: Benchmark, rounds: int, workdir: Pa
     return latency_of
 
 
+def check_latency_budgets(targets: list, student: dict, num_classes: int, round_to: int, bench: Benchmark,
+                          rounds: int) -> list[str]:
+    """Before any job runs (the workflow's ``onstart``): the latency budgets among ``targets`` (config
+    prune.targets) that no search could meet, one message per budget naming its key. Latency does not depend on
+    the weights, so the student of config ``models.student`` is built untrained and timed here as rule
+    prune_budget times its candidates (:func:`_latency_meter`): the smallest network ``round_to`` allows (a budget
+    under it cannot be met) and the full student (a budget it already meets leaves nothing to prune). The job
+    measures again and has the last word: this machine may not be the one the job runs on, and its load moves
+    the figures (a budget within 10% of either limit is let through)."""
+    entries = [(i, t) for i, t in enumerate(targets) if "latency_ms" in t]
+    if not entries:
+        return []
+    model = nets.FERNet(channels=student["channels"], hidden=student["hidden"], dropout=student["dropout"],
+                        num_classes=num_classes).eval()
+    arch = nets.current_arch(model)
+    with tempfile.TemporaryDirectory(prefix="fer-budget-check-") as tmp:
+        latency_of = _latency_meter(model, arch, bench, rounds, Path(tmp))
+        smallest = budget.counts_of(budget.smallest_arch(arch, round_to))
+        floor, full = latency_of(dict(smallest)), latency_of(budget.counts_of(arch))
+    errors = []
+    for i, t in entries:
+        key, ms = f"prune.targets[{i}].latency_ms", float(t["latency_ms"])
+        if ms < floor / 1.1:
+            errors.append(f"config key {key}: a budget of {ms:g} ms cannot be met: the smallest network "
+                          f"prune.round_to {round_to} allows (channels {[smallest[f'conv{j}'] for j in (1, 2, 3)]}, "
+                          f"hidden {smallest['fc1']}) measured {floor:.4f} ms on this machine")
+        elif ms > full * 1.1:
+            errors.append(f"config key {key}: the unpruned student measured {full:.4f} ms on this machine, within "
+                          f"the budget of {ms:g} ms: nothing to prune (give a smaller budget)")
+    return errors
+
+
+def main(argv=None) -> int:
+    """``python -m fer.stages.prune_search '<json>'``: :func:`check_latency_budgets` in a process of its own (the
+    workflow's onstart: timing pins the process to a core, which the Snakemake process and its jobs must not
+    inherit). Prints one line per refused budget; exit status 1 if any."""
+    args = json.loads((argv or sys.argv[1:])[0])
+    errors = check_latency_budgets(args["targets"], args["student"], int(args["num_classes"]), int(args["round_to"]),
+                                   Benchmark.of(args["benchmark"]), int(args["rounds"]))
+    for e in errors:
+        print(e)
+    return 1 if errors else 0
+
+
 def prune_budget(*, name: str, target: dict, round_to: int, student, teacher, dataset, finetune: TrainHP, kd: KD,
                  augment: Augment, seed: int, precision: str, device: str, checkpoint, out_weights,
                  bench: Benchmark | None, latency_rounds: int) -> dict:
@@ -159,3 +205,7 @@ def prune_budget(*, name: str, target: dict, round_to: int, student, teacher, da
     return prune_student(level=name, ratios=ratios, student=student, teacher=teacher, dataset=dataset,
                          finetune=finetune, kd=kd, augment=augment, seed=seed, precision=precision, device=device,
                          checkpoint=checkpoint, out_weights=out_weights, budget=record)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
