@@ -111,6 +111,19 @@ def test_comparisons_are_paired_per_fold_with_interval_test_and_verdict(cv_run):
         assert r["ci_low"] <= r["mean_diff"] <= r["ci_high"]
         assert r["verdict"] == crossval.verdict(r["ci_low"], r["ci_high"])
         assert 0 <= r["t_test_p"] <= 1 and 0 <= r["wilcoxon_p"] <= 1
+        assert r["seeds"] == 1 and r["noise"].startswith("split noise only"), r["noise"]
+
+
+def test_with_repeat_seeds_a_comparison_pairs_the_folds_means_over_seeds():
+    """Seeds: each fold's figure is the mean over its seeds before the pairing, and the noise column says
+    that the interval now holds training noise too."""
+    rows = [{"variant": v, "fold": f, "seed": s, "accuracy": acc, "macro_f1": acc, "test_images": 10,
+             "test_subjects": 2}
+            for f in range(3) for s in (0, 1)
+            for v, acc in (("kd", 0.5 + 0.1 * f + 0.02 * s), ("scratch", 0.4 + 0.1 * f + 0.06 * s))]
+    comp = crossval.compare(rows, {"kd": "scratch"}).set_index("metric").loc["accuracy"]
+    assert json.loads(comp["per_fold_diff"]) == pytest.approx([0.08] * 3)
+    assert comp["seeds"] == 2 and comp["noise"].startswith("split and training noise"), comp["noise"]
 
 
 def test_the_summary_table_of_a_cross_validated_study_carries_the_intervals(cv_run, tmp_path):

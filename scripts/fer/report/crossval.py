@@ -13,6 +13,9 @@ on the other folds' subjects, with fold f + 1's subjects for model selection. Pe
 Paired comparisons (variant - base, per fold, the same test subjects for both): the mean difference with its
 95% t-interval over folds, a paired t-test and a Wilcoxon signed-rank test across folds (two-sided p-values),
 and a verdict from the interval: "better" (it lies above 0), "worse" (below 0), else "no detectable difference".
+The interval is over folds: with one training seed it holds the split noise only, not the training noise (two
+seeds of one recipe can differ by more than the interval says: docs/crossval.md), which the ``noise`` column
+says; with repeat seeds every fold's figure is the mean over its seeds, which shrinks the training noise.
 """
 from __future__ import annotations
 
@@ -151,9 +154,18 @@ def summarize(rows: list[dict], predictions: pd.DataFrame, variants: list[str], 
     return pd.DataFrame(out)
 
 
+def noise_note(n_seeds: int) -> str:
+    """What the interval of a paired comparison covers (the ``noise`` column, see the module doc)."""
+    if n_seeds > 1:
+        return f"split and training noise: each fold's figure is the mean over {n_seeds} training seeds"
+    return ("split noise only: one training seed per fold, training noise is not in the interval "
+            "(repeat with seeds: [...] to include it)")
+
+
 def compare(rows: list[dict], bases: dict[str, str | None]) -> pd.DataFrame:
     """results/cv/comparisons.csv: every variant against its base, per metric (see the module doc)."""
     table = fold_table(rows)
+    n_seeds = int(table["seed"].nunique()) if len(table) else 1
     out = []
     for metric in ("accuracy", "macro_f1"):
         m = per_fold(table, metric)
@@ -163,5 +175,5 @@ def compare(rows: list[dict], bases: dict[str, str | None]) -> pd.DataFrame:
             d = (m.loc[v] - m.loc[base]).dropna()
             out.append({"comparison": f"{v} - {base}", "variant": v, "base": base, "metric": metric,
                         **paired(d.to_numpy()), "per_fold_diff": json.dumps([round(float(x), 6) for x in d]),
-                        "interval": INTERVAL, "test": TEST})
+                        "interval": INTERVAL, "test": TEST, "seeds": n_seeds, "noise": noise_note(n_seeds)})
     return pd.DataFrame(out)
