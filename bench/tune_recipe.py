@@ -37,12 +37,12 @@ from pathlib import Path
 import torch
 import yaml
 
-from fer import checkpoints
 from fer import config as fer_config
 from fer.data import datasets
 from fer.models import nets, training
 from fer.report import crossval
 from fer.settings import KD, Arch, Augment, Split, TrainHP
+from fer.stages.train import frozen_teacher
 
 
 def accuracy(model, x, y, flip: bool) -> float:
@@ -71,10 +71,7 @@ def _run_teacher(run_dir: Path, fold: int, fd: dict, tx):
     if rx.shape != tx.shape or not torch.equal(rx, tx):
         raise SystemExit(f"--teachers: {run_data} holds other training images than fold {fold} here "
                          "(another data folder or data.split?)")
-    teacher = checkpoints.load_model(folder / "weights" / "teacher.pt", "teacher", fd["classes"], run_data)
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    return teacher
+    return frozen_teacher(folder / "weights" / "teacher.pt", fd["classes"], run_data)  # as the KD stage loads it
 
 
 def run_fold(ds, fold: int, cfg: dict, variants: list[str], want_test: bool, cache_dir: Path | None,
