@@ -203,7 +203,7 @@ def main(argv=None) -> dict:
                   "out_plot": str(out / "models" / f"{variant}.png")}
         if step != "train_teacher":
             kwargs.update(variant=variant, teacher=str(teacher) if teacher else None,
-                          kd=config["kd"] if teacher else None)
+                          kd=config["kd"] if teacher else None, out_teacher_logits=None)
         (out / "models").mkdir(exist_ok=True)
         Path(kwargs["checkpoint"]).unlink(missing_ok=True)
         args = json.dumps({"threads": a.threads, "limit": a.train_limit, "step": step, "kwargs": kwargs})

@@ -7,6 +7,7 @@ rule prune_student:
     input:
         student=run_path("weights/kd.pt"),
         teacher=run_path("weights/teacher.pt"),
+        teacher_logits=run_path("results/training/teacher_logits.pt"),
         dataset=DATASET,
     output:
         weights=run_path("weights/pr_kd_{level}.pt"),
@@ -36,6 +37,7 @@ rule quantize_student:
     input:
         source=run_path("weights/kd.pt"),
         teacher=run_path("weights/teacher.pt"),
+        teacher_logits=run_path("results/training/teacher_logits.pt"),
         dataset=DATASET,
     output:
         weights=run_path("weights/ptq_kd_{bits}.pt"),
@@ -58,6 +60,7 @@ rule quantize_student:
         kd=config["kd"],
         augment=config["augment"],
         seed=RUN_SEED,
+        precision=config["train"]["precision"],
         device=config["train"]["device"],
         checkpoint=checkpoint_path("ptq_kd_{bits}"),
     script:
@@ -68,6 +71,7 @@ use rule quantize_student as quantize_pruned with:
     input:
         source=run_path("weights/pr_kd_{level}.pt"),
         teacher=run_path("weights/teacher.pt"),
+        teacher_logits=run_path("results/training/teacher_logits.pt"),
         dataset=DATASET,
     output:
         weights=run_path("weights/ptq_pr_kd_{level}_{bits}.pt"),
@@ -84,6 +88,7 @@ use rule quantize_student as quantize_pruned with:
         kd=config["kd"],
         augment=config["augment"],
         seed=RUN_SEED,
+        precision=config["train"]["precision"],
         device=config["train"]["device"],
         checkpoint=checkpoint_path("ptq_pr_kd_{level}_{bits}"),
 

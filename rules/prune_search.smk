@@ -7,6 +7,7 @@ rule prune_sensitivity:
     input:
         student=first_run("weights/kd.pt"),
         teacher=first_run("weights/teacher.pt"),
+        teacher_logits=first_run("results/training/teacher_logits.pt"),
         dataset=expand(DATASET, **run_wildcards()[0])[0],
     output:
         csv=SENSITIVITY_OUTPUTS[0],
@@ -48,6 +49,7 @@ rule prune_budget:
     input:
         student=run_path("weights/kd.pt"),
         teacher=run_path("weights/teacher.pt"),
+        teacher_logits=run_path("results/training/teacher_logits.pt"),
         dataset=DATASET,
     output:
         weights=run_path("weights/pr_kd_{budget}.pt"),

@@ -1,6 +1,7 @@
 # Training: the teacher, the KD student (distilled from the teacher) and the scratch student (the ablation:
 # the same student trained without a teacher). Each job resumes from results/checkpoints/<variant>.pt after
-# an interruption.
+# an interruption. The KD job keeps the teacher's logits on every batch it trained on (teacher_logits.pt):
+# the KD fine-tunes of the same batch stream (pruning, QAT) read them instead of running the teacher.
 
 
 rule train_teacher:
@@ -38,6 +39,7 @@ rule train_student_kd:
         weights=run_path("weights/kd.pt"),
         history=run_path("results/training/kd.csv"),
         curves=run_path("results/plots/training/kd.png"),
+        teacher_logits=run_path("results/training/teacher_logits.pt"),
     log:
         f"{RUN_LOGS}/train_student_kd.log",
     conda:

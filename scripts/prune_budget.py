@@ -12,7 +12,7 @@ def main(sm, log):
                  augment=Augment.of(p.augment), seed=int(p.seed), precision=p.precision, device=p.device,
                  checkpoint=p.checkpoint, out_weights=sm.output.weights,
                  bench=Benchmark.of(p.bench) if p.bench else None,
-                 latency_rounds=int(p.latency_rounds))
+                 latency_rounds=int(p.latency_rounds), teacher_logits=sm.input.teacher_logits)
 
 
 run(snakemake, main)  # noqa: F821

@@ -12,7 +12,7 @@ def main(sm, log):
                       ratios=list(p.ratios), finetune=TrainHP.of(p.finetune), finetune_epochs=int(p.finetune_epochs),
                       kd=KD.of(p.kd), augment=Augment.of(p.augment), seed=int(p.seed), precision=p.precision,
                       device=p.device, run=p.run, out_csv=sm.output.csv, out_plot=sm.output.plot,
-                      out_html=sm.output.html)
+                      out_html=sm.output.html, teacher_logits=sm.input.teacher_logits)
 
 
 run(snakemake, main)  # noqa: F821

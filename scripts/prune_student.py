@@ -10,7 +10,7 @@ def main(sm, log):
     prune_student(level=p.level, ratios=dict(p.ratios), student=sm.input.student, teacher=sm.input.teacher,
                   dataset=sm.input.dataset, finetune=TrainHP.of(p.finetune), kd=KD.of(p.kd),
                   augment=Augment.of(p.augment), seed=int(p.seed), precision=p.precision, device=p.device, checkpoint=p.checkpoint,
-                  out_weights=sm.output.weights, budget=None)
+                  out_weights=sm.output.weights, budget=None, teacher_logits=sm.input.teacher_logits)
 
 
 run(snakemake, main)  # noqa: F821

@@ -11,7 +11,8 @@ def main(sm, log):
                      source=sm.input.source, teacher=sm.input.teacher, dataset=sm.input.dataset,
                      calibration=Calibration.of(p.calibration), qat=QAT.of(p.qat), kd=KD.of(p.kd),
                      augment=Augment.of(p.augment), seed=int(p.seed), device=p.device, checkpoint=p.checkpoint,
-                     out_weights=sm.output.weights, base=p.base)
+                     out_weights=sm.output.weights, base=p.base, teacher_logits=sm.input.teacher_logits,
+                     precision=p.precision)
 
 
 run(snakemake, main)  # noqa: F821

@@ -11,7 +11,8 @@ def main(sm, log):
     train_student(variant=p.variant, dataset=sm.input.dataset, teacher=teacher, arch=Arch.of(p.arch),
                   hp=TrainHP.of(p.hp), kd=KD.of(p.kd) if teacher else None, augment=Augment.of(p.augment),
                   seed=int(p.seed), precision=p.precision, device=p.device, checkpoint=p.checkpoint, out_weights=sm.output.weights,
-                  out_history=sm.output.history, out_plot=sm.output.curves)
+                  out_history=sm.output.history, out_plot=sm.output.curves,
+                  out_teacher_logits=sm.output.get("teacher_logits"))
 
 
 run(snakemake, main)  # noqa: F821

@@ -131,7 +131,7 @@ def test_prune_rule_fine_tunes_and_saves(student, tmp_path):
     prune_student(level="low", ratios=RATIOS["low"], student=tmp_path / "kd.pt", teacher=tmp_path / "teacher.pt",
                   dataset=tmp_path / "dataset.pt", finetune=finetune, kd=settings.KD(temperature=4.0, alpha=0.7),
                   augment=settings.Augment.of(CONFIG["augment"]), seed=0, precision="fp32", device="cpu",
-                  checkpoint=tmp_path / "ck.pt", out_weights=out, budget=None)
+                  checkpoint=tmp_path / "ck.pt", out_weights=out, budget=None, teacher_logits=None)
     ckpt = checkpoints.load_checkpoint(out)
     assert ckpt["variant"] == "pr_kd_low"
     assert ckpt["arch"]["channels"] == EXPECTED["low"][0] and ckpt["arch"]["hidden"] == EXPECTED["low"][1]

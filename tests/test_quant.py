@@ -132,7 +132,7 @@ def test_quantize_rule_float_reference_and_ptq(float_model, tmp_path, images):
                   qat=settings.QAT(epochs=1, lr=1e-3, batch_size=32, weight_decay=0.0),
                   kd=settings.KD(temperature=4.0, alpha=0.7),
                   augment=settings.Augment.of(fer_config.defaults()["augment"]), seed=0, base="kd", act_bits="same",
-                  device="cpu")
+                  device="cpu", precision="fp32", teacher_logits=None)
     quantize_student(variant="ptq_kd_32", bits=32, method="ptq", checkpoint=tmp_path / "c32.pt",
                         out_weights=tmp_path / "ptq_kd_32.pt", **common)
     c32 = checkpoints.load_checkpoint(tmp_path / "ptq_kd_32.pt")

@@ -298,3 +298,131 @@ def test_predict_logits_shape_and_empty_input():
     x = torch.randint(0, 255, (5, 48, 48), dtype=torch.uint8)
     assert training.predict_logits(model, x, batch_size=2).shape == (5, 7)
     assert training.predict_logits(model, x[:0]).shape == (0, 7)
+
+
+# ----------------------------------------------------------------------------- recorded teacher logits
+def _kd_fit(teacher, *, epochs=3, batch_size=16, init_seed=0, lr=0.01, record=False, recorded=None, checkpoint=None,
+            source="data+teacher", precision="fp32", teacher_precision=None):
+    training.set_seed(init_seed)
+    model = nets.FERNet(**TINY)
+    tx, ty, vx, vy = _data()
+    hp = settings.TrainHP(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=1e-4, label_smoothing=0.0,
+                          warmup_epochs=1, mixup=0.0, ema=0.0, class_balance=0.0)
+    result = training.fit(model, tx, ty, vx, vy, hp=hp, augment_cfg=AUGMENT, seed=0, teacher=teacher,
+                          kd=settings.KD(temperature=2.0, alpha=0.7), checkpoint=checkpoint, desc="kd", data_key="",
+                          progress=False, precision=precision, device="cpu", teacher_logits=recorded,
+                          teacher_source=source, record_teacher=record, teacher_precision=teacher_precision)
+    return model, result
+
+
+class _Counting(torch.nn.Module):
+    """The teacher, counting its forward passes."""
+
+    def __init__(self):
+        super().__init__()
+        training.set_seed(7)
+        self.net = nets.FERNet(channels=[8, 8, 8], hidden=16, dropout=0.3).eval()
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.net(x)
+
+
+def test_recorded_teacher_logits_give_the_same_student_without_the_teachers_forward_passes():
+    """The KD student's run records the teacher's logits; a fine-tune of the same batch stream (another
+    student, learning rate and fewer epochs, as the pruning fine-tune) reads them: the same weights, and the
+    teacher runs only for the two checks (first batch of its first and last epoch) instead of on all 6 batches."""
+    teacher = _Counting()
+    _, kd_run = _kd_fit(teacher, epochs=3, record=True)
+    rec = kd_run["teacher_logits"]
+    assert rec["logits"].shape == (3, 48, 7) and teacher.calls == 9
+    teacher.calls = 0
+    live, r_live = _kd_fit(teacher, epochs=2, init_seed=5, lr=0.003)
+    assert teacher.calls == 6
+    teacher.calls = 0
+    reused, r_reused = _kd_fit(teacher, epochs=2, init_seed=5, lr=0.003, recorded=rec)
+    assert teacher.calls == 2
+    assert _same_weights(live, reused)
+    assert _without_timing(r_live["history"]) == _without_timing(r_reused["history"])
+    # more epochs than recorded: the recorded ones are read, the teacher runs on the rest (3 batches each)
+    teacher.calls = 0
+    longer, _ = _kd_fit(teacher, epochs=4, init_seed=5, recorded=rec)
+    assert teacher.calls == 2 + 3
+    teacher.calls = 0
+    longer_live, _ = _kd_fit(teacher, epochs=4, init_seed=5)
+    assert _same_weights(longer, longer_live)
+
+
+@pytest.mark.parametrize("change", ["batch_size", "source"])
+def test_teacher_logits_of_another_batch_stream_are_not_used(change, caplog):
+    teacher = _Counting()
+    _, kd_run = _kd_fit(teacher, epochs=2, record=True)
+    kw = {"batch_size": 12} if change == "batch_size" else {"source": "other data or teacher"}
+    live, _ = _kd_fit(teacher, epochs=2, init_seed=5, **kw)
+    teacher.calls = 0
+    with caplog.at_level("INFO", logger="fer"):
+        other, _ = _kd_fit(teacher, epochs=2, init_seed=5, recorded=kd_run["teacher_logits"], **kw)
+    assert teacher.calls == (8 if change == "batch_size" else 6)  # every batch
+    assert _same_weights(live, other)
+    assert "another batch stream" in caplog.text
+
+
+def test_teacher_logits_that_differ_from_the_teacher_are_dropped_with_a_warning(caplog):
+    teacher = _Counting()
+    _, kd_run = _kd_fit(teacher, epochs=2, record=True)
+    tampered = {**kd_run["teacher_logits"], "logits": kd_run["teacher_logits"]["logits"] + 1.0}
+    live, _ = _kd_fit(teacher, epochs=2, init_seed=5)
+    with caplog.at_level("WARNING", logger="fer"):
+        checked, _ = _kd_fit(teacher, epochs=2, init_seed=5, recorded=tampered)
+    assert _same_weights(live, checked)
+    assert "differ from the teacher's at epoch 1" in caplog.text
+
+
+def test_a_resumed_kd_run_records_the_same_teacher_logits(tmp_path, monkeypatch):
+    teacher = _Counting()
+    _, whole = _kd_fit(teacher, epochs=3, record=True)
+    ck = tmp_path / "ck.pt"
+    save = files.save_torch
+
+    def save_then_crash(path, obj):
+        save(path, obj)
+        if obj.get("epoch") == 1:
+            raise _Interrupt
+
+    monkeypatch.setattr(files, "save_torch", save_then_crash)
+    with pytest.raises(_Interrupt):
+        _kd_fit(teacher, epochs=3, record=True, checkpoint=ck)
+    monkeypatch.setattr(files, "save_torch", save)
+    _, resumed = _kd_fit(teacher, epochs=3, record=True, checkpoint=ck)
+    assert torch.equal(whole["teacher_logits"]["logits"], resumed["teacher_logits"]["logits"])
+    assert whole["teacher_logits"]["key"] == resumed["teacher_logits"]["key"]
+
+
+def test_teacher_logits_round_trip_through_their_file(tmp_path):
+    _, kd_run = _kd_fit(_Counting(), epochs=1, record=True)
+    path = tmp_path / "teacher_logits.pt"
+    files.save_torch(path, kd_run["teacher_logits"])
+    back = training.load_teacher_logits(path)
+    assert torch.equal(back["logits"], kd_run["teacher_logits"]["logits"]) and back["key"] == kd_run["teacher_logits"]["key"]
+    assert training.load_teacher_logits(None) is None
+    files.save_torch(path, {"format": 0, "logits": torch.zeros(1)})
+    with pytest.raises(ValueError, match="not a teacher-logits file"):
+        training.load_teacher_logits(path)
+
+
+def test_an_fp32_student_reads_the_logits_of_a_bf16_teacher_run():
+    """QAT trains the fake-quantized student in fp32 with the teacher in the KD student's precision (bf16 on an
+    AMX CPU): the logits the bf16 KD run recorded serve it; a teacher in fp32 is another stream."""
+    teacher = _Counting()
+    _, kd_run = _kd_fit(teacher, epochs=2, record=True, precision="bf16")
+    assert kd_run["teacher_logits"]["logits"].dtype == torch.bfloat16
+    live, _ = _kd_fit(teacher, epochs=2, init_seed=5, teacher_precision="bf16")
+    teacher.calls = 0
+    reused, _ = _kd_fit(teacher, epochs=2, init_seed=5, teacher_precision="bf16", recorded=kd_run["teacher_logits"])
+    assert teacher.calls == 2 and _same_weights(live, reused)
+    fp32_teacher, _ = _kd_fit(teacher, epochs=2, init_seed=5)
+    assert not _same_weights(live, fp32_teacher)  # the bf16 teacher's logits did reach the loss
+    teacher.calls = 0
+    _kd_fit(teacher, epochs=2, init_seed=5, recorded=kd_run["teacher_logits"])
+    assert teacher.calls == 6

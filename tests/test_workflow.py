@@ -194,3 +194,12 @@ def test_tiny_run_plots_and_logs(tiny_run):
         assert "Traceback" not in log.read_text(), name
     assert "subjects, per class" in (logs / "prepare_data.log").read_text()
     assert "best validation accuracy" in (logs / "train_student_kd.log").read_text()
+    # the KD fine-tunes (pruning, budget pruning, QAT) read the teacher logits the KD student's job recorded,
+    # in other processes, and every check of them against the teacher held
+    rec = torch.load(res / "training" / "teacher_logits.pt", weights_only=True)
+    n_train = int((torch.load(res / "data" / "dataset.pt", weights_only=True)["split"] == 0).sum())
+    assert rec["logits"].shape == (2, n_train, 7)  # 2 epochs, every training image, 7 classes
+    for name in ("prune_student_medium", "prune_budget_macs200k", "quantize_student_4"):
+        text = (logs / f"{name}.log").read_text()
+        assert "recorded by an earlier KD run of the same batch stream" in text, name
+        assert "differ from the teacher's" not in text and "another batch stream" not in text, name

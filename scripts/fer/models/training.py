@@ -193,9 +193,60 @@ def _resume_checkpoint(checkpoint, desc: str) -> dict | None:
         return None
 
 
+TEACHER_LOGITS_FORMAT = 1
+
+
+def teacher_stream_key(*, seed: int, batch_size: int, n_train: int, augment_cfg: Augment, mixup: float,
+                       precision: str, device: str, source: str) -> str:
+    """What decides the teacher's logits on every training step of a KD run: the batch order and augmentation
+    (drawn from ``seed``'s generator, by batch size and the number of images), mixup, the precision and device of
+    the forward pass, and ``source`` (the digests of the data and teacher files). Two runs with one key feed the
+    teacher the same batches, whatever their student, learning rate or epochs."""
+    return fingerprint({"format": TEACHER_LOGITS_FORMAT, "seed": int(seed), "batch_size": int(batch_size),
+                        "n_train": int(n_train), "augment": augment_cfg.as_dict(), "mixup": float(mixup),
+                        "precision": precision, "device": device, "source": source})
+
+
+def load_teacher_logits(path) -> dict | None:
+    """The teacher logits a KD run recorded (``fit(record_teacher=True)``; rule train_student_kd writes them),
+    or None for no path. ``{"key", "logits": (epochs, n_train, classes)}``."""
+    if not path:
+        return None
+    rec = files.load_torch(path)
+    if not isinstance(rec, dict) or rec.get("format") != TEACHER_LOGITS_FORMAT or \
+            not isinstance(rec.get("logits"), torch.Tensor) or rec["logits"].dim() != 3:
+        raise ValueError(f"{path}: not a teacher-logits file of format {TEACHER_LOGITS_FORMAT}")
+    return rec
+
+
+def _usable_teacher_logits(rec: dict | None, key: str, n_train: int, desc: str) -> torch.Tensor | None:
+    if rec is None:
+        return None
+    logits = rec["logits"]
+    if len(logits) == 0:
+        log.info("%s: the KD run recorded no teacher logits (it resumed from an older checkpoint): the teacher "
+                 "runs on every batch", desc)
+        return None
+    if rec.get("key") != key or logits.shape[1] != n_train:
+        log.info("%s: the recorded teacher logits are of another batch stream (seed, batch size, augmentation, "
+                 "precision, data or teacher differ): the teacher runs on every batch", desc)
+        return None
+    return logits
+
+
+@torch.no_grad()
+def _teacher_logits(teacher, x, teacher_precision: str, precision: str, device: str) -> torch.Tensor:
+    """The teacher's forward pass inside the student's autocast context, or in its own precision."""
+    if teacher_precision == precision:
+        return teacher(x)
+    with autocast(teacher_precision, device) if teacher_precision != "fp32" else torch.autocast(device, enabled=False):
+        return teacher(x)
+
+
 def fit(model, train_x, train_y, val_x, val_y, *, hp: TrainHP, augment_cfg: Augment, seed: int, teacher,
         kd: KD | None, checkpoint: str | os.PathLike | None, desc: str, data_key: str, precision: str,
-        device: str, progress: bool = True, on_epoch=None) -> dict:
+        device: str, progress: bool = True, on_epoch=None, teacher_logits: dict | None = None,
+        teacher_source: str = "", record_teacher: bool = False, teacher_precision: str | None = None) -> dict:
     """Train ``model`` in place and load the weights of the best validation epoch into it.
 
     train_x/val_x are uint8 (N,48,48) tensors, *_y int64 labels. With ``teacher`` (and ``kd``) the loss is
@@ -208,14 +259,26 @@ def fit(model, train_x, train_y, val_x, val_y, *, hp: TrainHP, augment_cfg: Augm
     stay on the CPU generator, so the CPU path is unchanged); the model and the teacher come back to the CPU. ``on_epoch(model, epoch)``, if given, is called after every epoch's validation (epoch counts from 1; e.g.
     to score the last epoch's weights before the best ones are loaded back). Returns ``{"history": [...],
     "best_epoch": int, "best_val_acc": float}``.
+
+    Teacher logits (KD only): the batches a KD run feeds its teacher depend on the seed, batch size and
+    augmentation, not on the student (:func:`teacher_stream_key`; ``teacher_source``: the digests of the data and
+    teacher files). ``record_teacher=True`` keeps the teacher's logits of every step and returns them as
+    ``result["teacher_logits"]``; a later run with the same key given them as ``teacher_logits`` (e.g. the
+    pruning fine-tunes after the KD student) reads them instead of running the teacher, for as many epochs as
+    were recorded. The same logits, so the same weights (checked: the teacher still runs on the first batch of
+    the first and the last recorded epoch, and a difference stops the reuse with a warning).
+    ``teacher_precision`` (default ``precision``): the teacher's forward pass in another precision than the
+    student's (QAT trains the fake-quantized student in fp32, its teacher runs as the KD student's did).
     """
     if (teacher is None) != (kd is None):
         raise ValueError("fit: a teacher needs kd settings and kd settings need a teacher")
     if device not in ("cpu", "cuda"):
         raise ValueError(f"fit: device must be cpu or cuda (resolve 'auto' first), not {device!r}")
-    if precision not in ("fp32", "bf16", "fp16") or (precision == "fp16" and device != "cuda"):
-        raise ValueError(f"fit: precision must be fp32, bf16 or (on cuda) fp16 (resolve 'auto' first), not "
-                         f"{precision!r} on {device}")
+    teacher_precision = teacher_precision or precision
+    for p in {precision, teacher_precision}:
+        if p not in ("fp32", "bf16", "fp16") or (p == "fp16" and device != "cuda"):
+            raise ValueError(f"fit: precision must be fp32, bf16 or (on cuda) fp16 (resolve 'auto' first), not "
+                             f"{p!r} on {device}")
     epochs, lr, batch_size = int(hp.epochs), float(hp.lr), int(hp.batch_size)
     weight_decay, label_smoothing, warmup_epochs = float(hp.weight_decay), float(hp.label_smoothing), \
         int(hp.warmup_epochs)
@@ -228,6 +291,7 @@ def fit(model, train_x, train_y, val_x, val_y, *, hp: TrainHP, augment_cfg: Augm
                 **({"class_balance": balance} if balance else {}),
                 "n_train": int(len(train_x)), "n_val": int(len(val_x)),
                 "arch": getattr(model, "arch", None), "data": data_key, "precision": precision,
+                **({"teacher_precision": teacher_precision} if teacher_precision != precision else {}),
                 **({"device": device} if device != "cpu" else {})}
     fp = fingerprint(settings)
     gen = torch.Generator().manual_seed(seed)  # batch order, augmentation, mixup
@@ -256,6 +320,11 @@ def fit(model, train_x, train_y, val_x, val_y, *, hp: TrainHP, augment_cfg: Augm
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     history, start, best = [], 0, {"acc": -1.0, "loss": math.inf, "epoch": -1, "state": None}
     ema = ema_init(model) if ema_decay else None
+    stream = teacher_stream_key(seed=seed, batch_size=batch_size, n_train=len(train_x), augment_cfg=augment_cfg,
+                                mixup=mixup, precision=teacher_precision, device=device, source=teacher_source) \
+        if teacher is not None else None
+    cached = _usable_teacher_logits(teacher_logits, stream, len(train_x), desc) if teacher is not None else None
+    record, record_whole = None, True  # (epochs, n_train, classes) once the first teacher logits are known
     # one writer per checkpoint (a rerun beside an orphaned job waits for it), and no orphan: stop once the
     # Snakemake that started this job is gone (fer.jobs)
     parent = jobs.watched_parent() if checkpoint else None
@@ -274,6 +343,8 @@ def fit(model, train_x, train_y, val_x, val_y, *, hp: TrainHP, augment_cfg: Augm
                     scaler.load_state_dict(ck["scaler"])
                 history, start, best = ck["history"], ck["epoch"] + 1, ck["best"]
                 ema = {k: v.to(device) for k, v in ck["ema"].items()} if "ema" in ck else ema
+                record = ck.get("teacher_record") if record_teacher else None
+                record_whole = record is not None or not record_teacher  # resumed from a checkpoint without it
                 log.info("%s: resuming after epoch %d from %s", desc, start, checkpoint)
             else:
                 log.info("%s: ignoring checkpoint %s written with other settings", desc, checkpoint)
@@ -281,6 +352,10 @@ def fit(model, train_x, train_y, val_x, val_y, *, hp: TrainHP, augment_cfg: Augm
             teacher.eval()
             teacher.to(device, memory_format=torch.channels_last)
         model.to(memory_format=torch.channels_last)  # oneDNN's fast layout on CPU (about 1.3x here)
+        if cached is not None:
+            log.info("%s: teacher logits of epochs 1-%d recorded by an earlier KD run of the same batch stream: "
+                     "the teacher runs only to check them", desc, min(len(cached), epochs))
+        checks = {start, min(len(cached), epochs) - 1} if cached is not None else set()
         for epoch in range(start, epochs):
             model.train()
             t0 = time.perf_counter()
@@ -303,8 +378,22 @@ def fit(model, train_x, train_y, val_x, val_y, *, hp: TrainHP, augment_cfg: Augm
                 with autocast(precision, device):
                     logits = model(x)
                     if teacher is not None:
-                        with torch.no_grad():
-                            t_logits = teacher(x)
+                        t_logits = None
+                        if cached is not None and epoch < len(cached):
+                            t_logits = cached[epoch, i:i + len(idx)].to(device)
+                            if i == 0 and epoch in checks:
+                                live = _teacher_logits(teacher, x, teacher_precision, precision, device)
+                                if live.dtype != t_logits.dtype or not torch.equal(live, t_logits):
+                                    log.warning("%s: the recorded teacher logits differ from the teacher's at epoch "
+                                                "%d (another machine or thread count?): the teacher runs on every "
+                                                "batch", desc, epoch + 1)
+                                    cached, t_logits = None, live
+                        if t_logits is None:
+                            t_logits = _teacher_logits(teacher, x, teacher_precision, precision, device)
+                        if record_teacher:
+                            if record is None:
+                                record = torch.zeros((epochs, len(train_x), t_logits.shape[1]), dtype=t_logits.dtype)
+                            record[epoch, i:i + len(idx)] = t_logits.detach().cpu()
                         loss = kd_loss(logits.float(), t_logits.float(), y, temperature, alpha, mix, weight)
                     else:
                         loss = mixed_ce(logits.float(), y, label_smoothing, mix, weight)
@@ -357,6 +446,7 @@ def fit(model, train_x, train_y, val_x, val_y, *, hp: TrainHP, augment_cfg: Augm
                                            "scheduler": sched.state_dict(), "generator": gen.get_state(),
                                            "torch_rng": torch.get_rng_state(), "epoch": epoch, "history": history,
                                            "best": best, **({"ema": ema} if ema is not None else {}),
+                                           **({"teacher_record": record} if record is not None else {}),
                                            **({"cuda_rng": torch.cuda.get_rng_state()} if device == "cuda" else {}),
                                            **({"scaler": scaler.state_dict()} if scaler is not None else {})})
             if not jobs.alive(parent):
@@ -368,4 +458,10 @@ def fit(model, train_x, train_y, val_x, val_y, *, hp: TrainHP, augment_cfg: Augm
         if teacher is not None:
             teacher.to("cpu")
         log.info("%s: best validation accuracy %.3f at epoch %d", desc, best["acc"], best["epoch"])
-        return {"history": history, "best_epoch": best["epoch"], "best_val_acc": best["acc"]}
+        out = {"history": history, "best_epoch": best["epoch"], "best_val_acc": best["acc"]}
+        if record_teacher and teacher is not None:
+            if record is None or not record_whole:  # nothing recorded, or epochs before a resume missing
+                record = torch.zeros((0, len(train_x), 0))
+            out["teacher_logits"] = {"format": TEACHER_LOGITS_FORMAT, "key": stream, "logits": record,
+                                     "batch_size": batch_size}
+        return out

@@ -20,12 +20,13 @@ log = logging.getLogger("fer")
 
 def prune_student(*, level: str, ratios: dict, student, teacher, dataset, finetune: TrainHP, kd: KD,
                   augment: Augment, seed: int, precision: str, device: str, checkpoint, out_weights,
-                  budget: dict | None) -> dict:
+                  budget: dict | None, teacher_logits) -> dict:
     """Rule prune_student: KD student -> pruned at ``level`` -> KD fine-tuned -> weights/pr_kd_<level>.pt.
     ``precision``, ``device``: train.precision and train.device for the fine-tune
     (:func:`fer.models.training.resolve_precision`, :func:`~fer.models.training.resolve_device`).
     ``budget``: what rule prune_budget searched for (``meta.budget``: the target and what was reached); None for
-    a fixed level."""
+    a fixed level. ``teacher_logits``: the file the KD student's training recorded (rule train_student_kd):
+    the fine-tune reads the teacher's logits from it where its batch stream is the same."""
     variant = f"pr_kd_{level}"
     ds, tx, ty, vx, vy = datasets.train_val(dataset)
     classes = ds["classes"]
@@ -44,7 +45,9 @@ def prune_student(*, level: str, ratios: dict, student, teacher, dataset, finetu
                               teacher=teacher_model, kd=kd, checkpoint=checkpoint, desc=variant,
                               data_key=resume_key(dataset, teacher, student) + str(sorted(record["ratios"].items())),
                               precision=training.resolve_precision(precision, training.resolve_device(device)),
-                              device=training.resolve_device(device))
+                              device=training.resolve_device(device),
+                              teacher_logits=training.load_teacher_logits(teacher_logits),
+                              teacher_source=resume_key(dataset, teacher))
     meta = {"base": "kd", "level": level, "pruning": record, "macs_before": macs0, "macs_after": macs1,
             "params_before": params0, "params_after": params1, "finetune": finetune.as_dict(), "kd": kd.as_dict(),
             "best_epoch": result["best_epoch"], "best_val_acc": result["best_val_acc"], "seed": seed,
@@ -72,12 +75,14 @@ def _val_accuracy(model, x_u8, y) -> float:
 
 def quantize_student(*, variant: str, bits: int, act_bits, method: str, source, teacher, dataset,
                      calibration: Calibration, qat: QAT, kd: KD, augment: Augment, seed: int, device: str,
-                     checkpoint, out_weights, base: str) -> dict:
+                     checkpoint, out_weights, base: str, precision: str, teacher_logits) -> dict:
     """Rules quantize_student / quantize_pruned: a float student (KD or pruned) -> weights/<variant>.pt.
 
     ``method``: ``ptq`` (calibration + bias correction) or ``qat`` (the same, then ``qat.epochs`` of
     distillation fine-tuning with the quantizers in the loop; the PTQ weights are kept if QAT does not raise
     the validation accuracy). ``device``: train.device, where QAT trains (calibration runs on the CPU).
+    ``precision``: train.precision, that of the teacher's forward pass in QAT (the fake-quantized student
+    trains in fp32), as in the KD student's training. ``teacher_logits``: as for :func:`prune_student`.
     """
     bits = int(bits)
     if method not in ("ptq", "qat"):
@@ -122,8 +127,11 @@ def quantize_student(*, variant: str, bits: int, act_bits, method: str, source, 
                      class_balance=0.0)
         result = training.fit(q, tx, ty, vx, vy, hp=hp, augment_cfg=augment, seed=seed, teacher=teacher_model, kd=kd,
                               checkpoint=checkpoint, desc=variant, precision="fp32",  # brevitas fake-quant: fp32
+                              teacher_precision=training.resolve_precision(precision, training.resolve_device(device)),
                               device=training.resolve_device(device),
-                              data_key=resume_key(dataset, teacher, source) + str(sorted(calibration.as_dict().items())))
+                              data_key=resume_key(dataset, teacher, source) + str(sorted(calibration.as_dict().items())),
+                              teacher_logits=training.load_teacher_logits(teacher_logits),
+                              teacher_source=resume_key(dataset, teacher))
         q.eval()
         qat_val = _val_accuracy(q, vx, vy)
         if qat_val >= ptq_val:

@@ -22,7 +22,7 @@ from fer.models import nets, training
 from fer.report import sensitivity as sensitivity_report
 from fer.settings import KD, Augment, Benchmark, TrainHP
 from fer.stages.compress import float_student, prune_student
-from fer.stages.train import frozen_teacher
+from fer.stages.train import frozen_teacher, resume_key
 
 log = logging.getLogger("fer")
 
@@ -38,11 +38,11 @@ def _scorer(vx, vy):
 
 def prune_sensitivity(*, student, teacher, dataset, ratios, finetune: TrainHP, finetune_epochs: int, kd: KD,
                       augment: Augment, seed: int, precision: str, device: str, run: str, out_csv, out_plot,
-                      out_html) -> pd.DataFrame:
+                      out_html, teacher_logits) -> pd.DataFrame:
     """Rule prune_sensitivity: each prunable layer of the KD student pruned alone at each of ``ratios``,
     measured on the validation split without fine-tune and after ``finetune_epochs`` epochs of KD fine-tune
     (``finetune``'s other settings) -> results/prune/sensitivity.csv, its plot and its HTML table. ``run``:
-    which run's student it is (e.g. "fold 0"), for the captions."""
+    which run's student it is (e.g. "fold 0"), for the captions. ``teacher_logits``: as for rule prune_student."""
     ds, tx, ty, vx, vy = datasets.train_val(dataset)
     classes = ds["classes"]
     training.set_seed(seed)
@@ -50,11 +50,13 @@ def prune_sensitivity(*, student, teacher, dataset, ratios, finetune: TrainHP, f
     teacher_model = frozen_teacher(teacher, classes, dataset)
     hp = TrainHP.of({**finetune.as_dict(), "epochs": int(finetune_epochs)})
     dev = training.resolve_device(device)
+    recorded = training.load_teacher_logits(teacher_logits)
 
     def tune(clone, layer, ratio):
         training.fit(clone, tx, ty, vx, vy, hp=hp, augment_cfg=augment, seed=seed, teacher=teacher_model, kd=kd,
                      checkpoint=None, desc=f"{layer}@{ratio:g}", data_key="", progress=False,
-                     precision=training.resolve_precision(precision, dev), device=dev)
+                     precision=training.resolve_precision(precision, dev), device=dev, teacher_logits=recorded,
+                     teacher_source=resume_key(dataset, teacher))
 
     rows = sensitivity.sweep(model, [float(r) for r in ratios], _scorer(vx, vy), tune)
     table = pd.DataFrame(rows, columns=sensitivity.COLUMNS)
@@ -140,12 +142,12 @@ def main(argv=None) -> int:
 
 def prune_budget(*, name: str, target: dict, round_to: int, student, teacher, dataset, finetune: TrainHP, kd: KD,
                  augment: Augment, seed: int, precision: str, device: str, checkpoint, out_weights,
-                 bench: Benchmark | None, latency_rounds: int) -> dict:
+                 bench: Benchmark | None, latency_rounds: int, teacher_logits) -> dict:
     """Rule prune_budget: the KD student -> the per-layer channel counts that meet ``target`` (``{"macs": M}``:
     :func:`fer.compression.budget.search`; ``{"latency_ms": L, "runtime": "onnxruntime"}``:
     :func:`fer.compression.budget.search_latency`, each candidate timed as ``bench`` says; both guided by the
     validation loss of each candidate cut) -> pruned and KD fine-tuned as rule prune_student does ->
-    weights/pr_kd_<name>.pt, with ``meta.budget``."""
+    weights/pr_kd_<name>.pt, with ``meta.budget``. ``teacher_logits``: as for rule prune_student."""
     latency_budget = "latency_ms" in target
     if latency_budget and bench is None:
         raise FERError(f"prune.targets {dict(target)}: a latency budget needs the benchmark settings")
@@ -204,7 +206,8 @@ def prune_budget(*, name: str, target: dict, round_to: int, student, teacher, da
                                 "statistic": f"lowest p50 of {int(latency_rounds)} rounds"})
     return prune_student(level=name, ratios=ratios, student=student, teacher=teacher, dataset=dataset,
                          finetune=finetune, kd=kd, augment=augment, seed=seed, precision=precision, device=device,
-                         checkpoint=checkpoint, out_weights=out_weights, budget=record)
+                         checkpoint=checkpoint, out_weights=out_weights, budget=record,
+                         teacher_logits=teacher_logits)
 
 
 if __name__ == "__main__":
